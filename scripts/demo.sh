@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Sets everything up, then runs the main job: `srjudge demo` (the whole self-rationalization
+# loop on SmolLM2-135M with the bundled data; about 20 minutes on 2 CPU cores).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+exec .venv/bin/srjudge demo "$@"

@@ -1,0 +1,318 @@
+"""CLI verbs for the training stages and the loop: sft, merge, sample, curate, dpo, run, demo.
+
+Each stage verb runs one stage on explicit inputs through the same functions the loop uses:
+
+    srjudge sft --model smollm2-135m --data train.jsonl --out runs/x/sft_pointwise
+    srjudge merge runs/x/sft_pointwise runs/x/sft_pairwise --out runs/x/j_sft --weight 0.5
+    srjudge sample --model runs/x/j_sft --input train.jsonl --count 100 --n 10 --out j.jsonl
+    srjudge curate --inputs train.jsonl --judgments j.jsonl --strategy correct_answer --margin 2 --out pairs.jsonl
+    srjudge dpo --model runs/x/j_sft --pairs pairs.jsonl --ref runs/x/j_sft --out runs/x/j1
+    srjudge run configs/demo.yaml iterations.0.dpo.beta=0.05
+    srjudge demo
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S"
+    )
+
+
+def _add_train_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="alias, directory or hub id to start from")
+    p.add_argument("--out", required=True, help="output directory (a save_pretrained model)")
+    p.add_argument("--epochs", type=float, default=None, help="training epochs")
+    p.add_argument("--lr", type=float, default=None, help="learning rate")
+    p.add_argument("--max-length", type=int, default=None, help="max tokens per row")
+    p.add_argument("--lora", action="store_true", help="train LoRA adapters (merged on save)")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _settings(cls, args: argparse.Namespace, **extra):
+    fields = {
+        "num_train_epochs": args.epochs,
+        "learning_rate": args.lr,
+        "max_length": args.max_length,
+        "seed": args.seed,
+        **extra,
+    }
+    if args.lora:
+        fields["lora"] = True
+    return cls(**{k: v for k, v in fields.items() if v is not None})
+
+
+# --- sft -------------------------------------------------------------------------------
+
+
+def sft_add_arguments(p: argparse.ArgumentParser) -> None:
+    _add_train_flags(p)
+    p.add_argument(
+        "--data", required=True, help="training examples (srjudge JSONL, or FILE with --format)"
+    )
+    p.add_argument("--format", default="srjudge", help="loader name (srjudge data --help)")
+    p.add_argument("--score-only", action="store_true", help="completions without rationale")
+
+
+def sft_run(args: argparse.Namespace) -> int:
+    _setup_logging()
+    from srjudge.data import load
+    from srjudge.train import SFTSettings, run_sft
+
+    loaded = load(args.data, args.format)
+    for err in loaded.errors:
+        print(f"skipped bad row {err}", file=sys.stderr)
+    examples = loaded.examples
+    result = run_sft(
+        args.model,
+        examples,
+        Path(args.out),
+        _settings(SFTSettings, args),
+        score_only=args.score_only,
+    )
+    print(json.dumps(result.counts, indent=2))
+    print(f"model: {args.out}")
+    return 0
+
+
+# --- merge -----------------------------------------------------------------------------
+
+
+def merge_add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model_a", help="first model directory (e.g. the pointwise judge)")
+    p.add_argument("model_b", help="second model directory (e.g. the pairwise judge)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--weight", type=float, default=0.5, help="out = weight*A + (1-weight)*B")
+
+
+def merge_run(args: argparse.Namespace) -> int:
+    from srjudge.merge import linear_merge
+
+    out = linear_merge(args.model_a, args.model_b, Path(args.out), weight=args.weight)
+    print(f"merged model: {out}")
+    return 0
+
+
+# --- sample ----------------------------------------------------------------------------
+
+
+def sample_add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True)
+    p.add_argument("--input", required=True, help="examples (srjudge JSONL)")
+    p.add_argument("--out", required=True, help="judgments JSONL (appended; rerun resumes)")
+    p.add_argument("--backend", default="transformers")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--fraction", type=float, help="share of inputs sampled (p%%)")
+    group.add_argument("--count", type=int, help="number of inputs sampled")
+    p.add_argument("--n", type=int, default=10, help="judgments per input (paper: 10)")
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--max-new-tokens", type=int, default=512)
+    p.add_argument("--max-retries", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+
+
+def sample_run(args: argparse.Namespace) -> int:
+    _setup_logging()
+    from srjudge.backends import SamplingParams, load_backend
+    from srjudge.config import SampleConfig
+    from srjudge.loop import sample_to_file, select_inputs
+    from srjudge.records import load_examples, write_jsonl
+
+    examples = load_examples(args.input)
+    if args.fraction is not None or args.count is not None:
+        examples = select_inputs(
+            examples, SampleConfig(fraction=args.fraction, count=args.count), args.seed
+        )
+    out = Path(args.out)
+    write_jsonl(out.with_suffix(".inputs.jsonl"), examples)
+    params = SamplingParams(
+        n=args.n,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        max_new_tokens=args.max_new_tokens,
+        seed=args.seed,
+    )
+    counts = sample_to_file(
+        lambda: load_backend(args.backend, args.model),
+        examples,
+        params,
+        out,
+        max_retries=args.max_retries,
+    )
+    print(json.dumps(counts, indent=2))
+    print(f"judgments: {out}\ninputs: {out.with_suffix('.inputs.jsonl')}")
+    return 0
+
+
+# --- curate ----------------------------------------------------------------------------
+
+
+def curate_add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--inputs", required=True, help="examples judged (srjudge JSONL)")
+    p.add_argument("--judgments", required=True, help="output of 'srjudge sample'")
+    p.add_argument("--out", required=True, help="preference pairs JSONL")
+    p.add_argument("--strategy", default="correct_answer")
+    p.add_argument("--margin", type=int, default=2, help="min score gap (correct_answer)")
+    p.add_argument("--max-pairs-per-input", type=int, default=None)
+    p.add_argument(
+        "--meta-model",
+        default=None,
+        help="model for meta_judge / rationale_meta / preference_reversal",
+    )
+    p.add_argument("--backend", default="transformers")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def curate_run(args: argparse.Namespace) -> int:
+    _setup_logging()
+    from srjudge.curate import STRATEGIES, CurationConfig, curate_all
+    from srjudge.loop import load_judgments
+    from srjudge.records import load_examples, to_dict, write_jsonl
+
+    if args.strategy not in STRATEGIES:
+        print(
+            f"unknown strategy {args.strategy!r}; choose from {sorted(STRATEGIES)}", file=sys.stderr
+        )
+        return 2
+    cfg = CurationConfig(
+        strategy=args.strategy,
+        margin=args.margin,
+        seed=args.seed,
+        max_pairs_per_input=args.max_pairs_per_input,
+    )
+    examples = {ex.id: ex for ex in load_examples(args.inputs)}
+    judged = dict(load_judgments(Path(args.judgments)))
+    extras = _meta_extras(args, cfg, examples, judged)
+    items = [(examples[i], js, extras.get(i, {})) for i, js in judged.items() if i in examples]
+    pairs, stats = curate_all(items, cfg)
+    write_jsonl(args.out, pairs)
+    print(json.dumps(to_dict(stats), indent=2))
+    print(f"pairs: {args.out}")
+    return 0
+
+
+def _meta_extras(args, cfg, examples, judged) -> dict:
+    if cfg.strategy not in ("meta_judge", "rationale_meta", "preference_reversal"):
+        return {}
+    if not args.meta_model:
+        raise SystemExit(f"strategy {cfg.strategy} needs --meta-model")
+    from srjudge import metajudge
+    from srjudge.backends import SamplingParams, load_backend
+
+    backend = load_backend(args.backend, args.meta_model)
+    params = SamplingParams(n=1, temperature=0.0, seed=args.seed)
+    out = {}
+    for ex_id, js in judged.items():
+        ex = examples[ex_id]
+        if cfg.strategy == "meta_judge":
+            out[ex_id] = {"ratings": metajudge.rate_judgments(backend, ex, js, params)}
+        elif cfg.strategy == "rationale_meta":
+            out[ex_id] = {"best_worst": metajudge.pick_best_worst(backend, ex, js, params)}
+        else:
+            out[ex_id] = {"low_quality": metajudge.write_low_quality(backend, ex, 1, params)}
+    return out
+
+
+# --- dpo -------------------------------------------------------------------------------
+
+
+def dpo_add_arguments(p: argparse.ArgumentParser) -> None:
+    _add_train_flags(p)
+    p.add_argument("--pairs", required=True, help="preference pairs JSONL ('srjudge curate')")
+    p.add_argument(
+        "--ref",
+        default=None,
+        help="reference model (default: the starting model; with --lora the adapter-disabled base)",
+    )
+    p.add_argument("--beta", type=float, default=None, help="DPO beta")
+
+
+def dpo_run(args: argparse.Namespace) -> int:
+    _setup_logging()
+    from srjudge.records import pair_from_dict, read_jsonl
+    from srjudge.train import DPOSettings, run_dpo
+
+    pairs = [pair_from_dict(d) for d in read_jsonl(args.pairs)]
+    if not pairs:
+        print(f"{args.pairs}: no preference pairs", file=sys.stderr)
+        return 1
+    settings = _settings(DPOSettings, args, **({"beta": args.beta} if args.beta else {}))
+    result = run_dpo(args.model, pairs, Path(args.out), settings, ref_model=args.ref)
+    print(json.dumps(result.counts, indent=2))
+    print(f"model: {args.out}")
+    return 0
+
+
+# --- run / demo ------------------------------------------------------------------------
+
+
+def run_add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", help="run config YAML (see configs/)")
+    p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. iterations.0.dpo.beta=0.05")
+    p.add_argument(
+        "--allow-config-change",
+        action="store_true",
+        help="resume a run folder whose saved config differs",
+    )
+
+
+def run_run(args: argparse.Namespace) -> int:
+    _setup_logging()
+    from srjudge.config import load_config
+
+    cfg = load_config(args.config, args.overrides)
+    return _run_and_summarise(cfg, args.allow_config_change)
+
+
+def _run_and_summarise(cfg, allow_config_change: bool = False) -> int:
+    from srjudge.loop import run
+
+    started = time.time()
+    state = run(cfg, allow_config_change=allow_config_change)
+    print(summary_text(state, time.time() - started))
+    return 0
+
+
+def summary_text(state, seconds: float) -> str:
+    lines = [f"\nrun '{state.cfg.name}' finished in {seconds / 60:.1f} min: {state.run_dir}"]
+    for name, rec in state.outputs.items():
+        produced = name.startswith("sft_") or name == "merge" or name.endswith(("_dpo", "_sft"))
+        what = rec.get("model", "") if produced else ""
+        counts = rec.get("counts") or rec.get("metrics") or {}
+        brief = ", ".join(
+            f"{k}={v}" for k, v in list(counts.items())[:6] if not isinstance(v, dict)
+        )
+        lines.append(
+            f"  {rec.get('dir', name):<28} {brief}" + (f"\n      model: {what}" if what else "")
+        )
+    for f in ("report.md", "report.html"):
+        if (state.run_dir / f).exists():
+            lines.append(f"  {f}: {state.run_dir / f}")
+    return "\n".join(lines)
+
+
+def demo_add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run-dir", default="runs/demo", help="where the demo run is written")
+    p.add_argument("overrides", nargs="*", help="dotted overrides of the demo config")
+
+
+def demo_config_path() -> Path:
+    return Path(str(resources.files("srjudge") / "configs" / "demo.yaml"))
+
+
+def demo_run(args: argparse.Namespace) -> int:
+    _setup_logging()
+    from srjudge.config import load_config
+
+    cfg = load_config(demo_config_path(), [f"run_dir={args.run_dir}", *args.overrides])
+    return _run_and_summarise(cfg)

@@ -1,0 +1,463 @@
+"""The self-rationalization loop: data -> SFT (pointwise, pairwise) -> merge -> for each
+iteration (sample -> curate -> DPO) -> evaluation -> report, resumable by stage.
+
+    from srjudge.config import load_config
+    from srjudge.loop import run
+    run(load_config("configs/demo.yaml"))
+
+Run folder layout (``RUN`` = ``cfg.directory``)::
+
+    RUN/config.yaml                      resolved config (a rerun must match it)
+    RUN/stages/NN_<name>/stage.json      provenance: inputs, outputs, counts, seconds, versions;
+                                         written last, so its existence means the stage finished
+    RUN/stages/00_data/{pointwise,pairwise,heldout}.jsonl
+    RUN/stages/NN_sft_pointwise/model/   save_pretrained directories (+ train_log.jsonl)
+    RUN/stages/NN_iter1_sample/judgments.jsonl   one line per input, appended as produced
+    RUN/stages/NN_iter1_curate/pairs.jsonl
+    RUN/stages/NN_iter1_dpo/model/
+    RUN/stages/NN_eval_<model>/metrics.json, predictions.jsonl
+    RUN/report.md, RUN/report.html
+
+A rerun skips every stage whose ``stage.json`` exists and continues an interrupted one:
+sampling and meta-judging append to resumable JSONL files keyed by example id; training
+resumes from its last checkpoint (``srjudge.train``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import random
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from srjudge import __version__
+from srjudge.backends import Backend, SamplingParams, load_backend
+from srjudge.config import DataSource, IterationConfig, RunConfig, SampleConfig, config_to_dict
+from srjudge.records import (
+    Example,
+    Judgment,
+    PairwiseExample,
+    PointwiseExample,
+    example_from_dict,
+    judgment_from_dict,
+    pair_from_dict,
+    read_jsonl,
+    to_dict,
+    write_jsonl,
+)
+
+log = logging.getLogger("srjudge.loop")
+
+BackendFactory = Callable[[str], Backend]
+"""model directory -> backend; tests inject a mock here."""
+
+
+@dataclass
+class Stage:
+    name: str
+    fn: Callable[[RunState, Path], dict[str, Any]]
+    """Does the work in the stage folder; returns outputs/counts for stage.json."""
+
+
+@dataclass
+class RunState:
+    cfg: RunConfig
+    run_dir: Path
+    backend_factory: BackendFactory
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """stage name -> the dict its stage.json recorded (read back for finished stages)."""
+    current_model: str = ""
+    """The judge J_t that the next stage starts from."""
+    sft_model: str = ""
+
+
+# ---------------------------------------------------------------------------------------
+# stage functions
+
+
+def load_source(src: DataSource, quarantine: Path | None = None) -> tuple[list[Example], int]:
+    """Examples of one configured source (``bundled:<name>`` resolves to a shipped slice) and
+    the number of bad rows, which are logged with file, line and field and quarantined."""
+    from srjudge import data
+
+    path = data.bundled_path(src.path.removeprefix("bundled:")) if src.path.startswith("bundled:") else src.path
+    result = data.load(path, src.format)
+    for err in result.errors:
+        log.warning("skipped bad row %s", err)
+    if result.errors and quarantine is not None:
+        write_jsonl(quarantine, [{"file": e.file, "line": e.line, "field": e.field,
+                                  "message": e.message, "raw": e.raw} for e in result.errors])
+    examples = result.examples[: src.limit] if src.limit is not None else result.examples
+    return examples, len(result.errors)
+
+
+def stage_data(state: RunState, out: Path) -> dict[str, Any]:
+    from srjudge import data
+
+    cfg = state.cfg.data
+    bad = 0
+    pointwise: list[Example] = []
+    pairwise: list[Example] = []
+    for i, src in enumerate([*cfg.pointwise, *cfg.pairwise]):
+        examples, n_bad = load_source(src, out / f"quarantine_{i}.jsonl")
+        bad += n_bad
+        (pointwise if i < len(cfg.pointwise) else pairwise).extend(examples)
+    heldout: list[Example] = []
+    if cfg.heldout_fraction > 0:
+        pointwise, heldout = data.split_by_question(pointwise, cfg.heldout_fraction, state.cfg.seed)
+    derived = []
+    if cfg.derive_pairwise:
+        derived = data.derive_pairwise(pointwise, min_gap=cfg.derive_min_gap, seed=state.cfg.seed)
+    write_jsonl(out / "pointwise.jsonl", pointwise)
+    write_jsonl(out / "pairwise.jsonl", pairwise + derived)
+    write_jsonl(out / "heldout.jsonl", heldout)
+    return {"counts": {"pointwise": len(pointwise), "pairwise": len(pairwise), "bad_rows": bad,
+                       "pairwise_derived": len(derived), "heldout": len(heldout)}}
+
+
+def _examples(state: RunState, kind: str) -> list[Example]:
+    path = state.run_dir / "stages" / state.outputs["data"]["dir"] / f"{kind}.jsonl"
+    return [example_from_dict(d) for d in read_jsonl(path)]
+
+
+def _cap(examples: list[Example], cap: int | None, seed: int) -> list[Example]:
+    if cap is None or len(examples) <= cap:
+        return examples
+    return random.Random(seed).sample(examples, cap)
+
+
+def _sft_stage(kind: str) -> Callable[[RunState, Path], dict[str, Any]]:
+    def stage(state: RunState, out: Path) -> dict[str, Any]:
+        from srjudge.train import run_sft
+
+        stage_cfg = getattr(state.cfg, f"sft_{kind}")
+        examples = _cap(_examples(state, kind), stage_cfg.max_examples, state.cfg.seed)
+        result = run_sft(state.cfg.model, examples, out / "model", stage_cfg.settings,
+                         score_only=stage_cfg.score_only)
+        return {"model": str(out / "model"), "input_model": state.cfg.model,
+                "counts": result.counts}
+    return stage
+
+
+def stage_merge(state: RunState, out: Path) -> dict[str, Any]:
+    from srjudge.merge import linear_merge
+
+    a = state.outputs["sft_pointwise"]["model"]
+    b = state.outputs["sft_pairwise"]["model"]
+    linear_merge(a, b, out / "model", weight=state.cfg.merge.weight)
+    return {"model": str(out / "model"), "inputs": [a, b], "weight": state.cfg.merge.weight}
+
+
+def select_inputs(examples: list[Example], sample: SampleConfig, seed: int) -> list[Example]:
+    """The p_t% (or count) of training inputs self-rationalized this iteration, seeded."""
+    k = sample.count if sample.count is not None else round(len(examples) * sample.fraction)
+    k = max(1, min(k, len(examples)))
+    return random.Random(seed).sample(examples, k)
+
+
+def _sample_stage(t: int, it: IterationConfig) -> Callable[[RunState, Path], dict[str, Any]]:
+    def stage(state: RunState, out: Path) -> dict[str, Any]:
+        pool = [ex for kind in it.sample.modes for ex in _examples(state, kind)]
+        inputs = select_inputs(pool, it.sample, state.cfg.seed + t)
+        write_jsonl(out / "inputs.jsonl", inputs)
+        params = SamplingParams(n=it.sample.n, temperature=it.sample.temperature,
+                                top_p=it.sample.top_p, max_new_tokens=it.sample.max_new_tokens,
+                                seed=state.cfg.seed + 1000 * t)
+        counts = sample_to_file(lambda: state.backend_factory(state.current_model), inputs,
+                                params, out / "judgments.jsonl", max_retries=it.sample.max_retries)
+        return {"model": state.current_model, "counts": counts, "params": to_dict(params)}
+    return stage
+
+
+def sample_to_file(make_backend: Callable[[], Backend], inputs: list[Example],
+                   params: SamplingParams, path: Path, *, max_retries: int = 2) -> dict[str, Any]:
+    """N judgments per input appended to ``path`` (one line per input), skipping inputs
+    already there, so a killed run continues where it stopped. Returns counts over the file."""
+    from srjudge.judge import sample_judgments
+    from srjudge.resume import ResumableJSONL
+
+    with ResumableJSONL(path, key="example_id") as sink:
+        todo = [ex for ex in inputs if ex.id not in sink.done]
+        if todo:  # the backend (a model load) only when there is work left
+            for ex, judgments in sample_judgments(make_backend(), todo, params,
+                                                  max_retries=max_retries):
+                sink.append({"example_id": ex.id, "kind": ex.kind,
+                             "judgments": [to_dict(j) for j in judgments]})
+    judgments = [j for _, js in load_judgments(path) for j in js]
+    ok = [j for j in judgments if j.ok]
+    return {
+        "inputs_sampled": len(inputs),
+        "judgments": len(judgments),
+        "parse_failures": len(judgments) - len(ok),
+        "retries": sum(j.attempts - 1 for j in judgments),
+        "mean_rationale_chars": round(sum(len(j.rationale or "") for j in ok) / max(1, len(ok)), 1),
+    }
+
+
+def load_judgments(path: Path) -> Iterator[tuple[str, list[Judgment]]]:
+    for row in read_jsonl(path):
+        yield row["example_id"], [judgment_from_dict(j) for j in row["judgments"]]
+
+
+def _curate_stage(t: int, it: IterationConfig, sample_name: str) -> Callable[[RunState, Path], dict[str, Any]]:
+    def stage(state: RunState, out: Path) -> dict[str, Any]:
+        from srjudge.curate import curate_all
+
+        sample_dir = state.run_dir / "stages" / state.outputs[sample_name]["dir"]
+        examples = {d["id"]: example_from_dict(d) for d in read_jsonl(sample_dir / "inputs.jsonl")}
+        judged = dict(load_judgments(sample_dir / "judgments.jsonl"))
+        extras = _meta_judge_extras(state, it, examples, judged, out)
+        items = [(examples[i], judged[i], extras.get(i, {})) for i in examples if i in judged]
+        pairs, stats = curate_all(items, it.curation)
+        write_jsonl(out / "pairs.jsonl", pairs)
+        return {"counts": to_dict(stats), "strategy": it.curation.strategy,
+                "curation": to_dict(it.curation)}
+    return stage
+
+
+def _meta_judge_extras(state: RunState, it: IterationConfig, examples: dict[str, Example],
+                       judged: dict[str, list[Judgment]], out: Path) -> dict[str, dict[str, Any]]:
+    """Model calls some strategies need before the pure curation: meta-judge ratings (A.1.4),
+    best/worst rationale (A.1.6), low-quality rationales (A.1.5). Appended per input, resumable."""
+    from srjudge import metajudge
+    from srjudge.resume import ResumableJSONL
+
+    strategy = it.curation.strategy
+    if strategy not in ("meta_judge", "rationale_meta", "preference_reversal"):
+        return {}
+    params = SamplingParams(n=1, temperature=0.0, max_new_tokens=it.sample.max_new_tokens,
+                            seed=state.cfg.seed)
+    extras: dict[str, dict[str, Any]] = {}
+    with ResumableJSONL(out / "meta.jsonl", key="example_id") as sink:
+        backend = None
+        for ex_id, judgments in judged.items():
+            if ex_id in sink.done:
+                continue
+            backend = backend or state.backend_factory(it.meta_judge or state.current_model)
+            ex = examples[ex_id]
+            if strategy == "meta_judge":
+                extra = {"ratings": metajudge.rate_judgments(backend, ex, judgments, params)}
+            elif strategy == "rationale_meta":
+                bw = metajudge.pick_best_worst(backend, ex, judgments, params)
+                extra = {"best_worst": None if bw is None else to_dict(bw)}
+            else:
+                extra = {"low_quality": metajudge.write_low_quality(backend, ex, 1, params)}
+            sink.append({"example_id": ex_id, **extra})
+    for row in read_jsonl(out / "meta.jsonl"):
+        ex_id = row.pop("example_id")
+        if row.get("best_worst") is not None:
+            from srjudge.parsing import BestWorst
+
+            row["best_worst"] = BestWorst(**row["best_worst"])
+        extras[ex_id] = row
+    return extras
+
+
+def _train_stage(t: int, it: IterationConfig, curate_name: str, sample_name: str) -> Callable[[RunState, Path], dict[str, Any]]:
+    def stage(state: RunState, out: Path) -> dict[str, Any]:
+        if it.method == "best_of_n_sft":
+            return _best_of_n(state, it, sample_name, out)
+        from srjudge.train import run_dpo
+
+        curate_dir = state.run_dir / "stages" / state.outputs[curate_name]["dir"]
+        pairs = [pair_from_dict(d) for d in read_jsonl(curate_dir / "pairs.jsonl")]
+        if not pairs:
+            # Nothing to learn from: J_t carries over unchanged, and says so loudly.
+            log.warning("iteration %d: curation kept no pairs; J_%d = J_%d (not trained)", t, t, t - 1)
+            return {"model": state.current_model, "trained": False,
+                    "reason": "no preference pairs", "counts": {"pairs": 0}}
+        ref = state.sft_model if state.cfg.reference == "sft" else state.current_model
+        result = run_dpo(state.current_model, pairs, out / "model", it.dpo, ref_model=ref)
+        return {"model": str(out / "model"), "input_model": state.current_model,
+                "ref_model": ref, "trained": True, "counts": result.counts}
+    return stage
+
+
+def _best_of_n(state: RunState, it: IterationConfig, sample_name: str, out: Path) -> dict[str, Any]:
+    """Best-of-N baseline: SFT on the sampled judgments whose verdict equals the gold."""
+    from srjudge.curate import gold_verdict
+    from srjudge.train import run_sft
+
+    sample_dir = state.run_dir / "stages" / state.outputs[sample_name]["dir"]
+    examples = {d["id"]: example_from_dict(d) for d in read_jsonl(sample_dir / "inputs.jsonl")}
+    rows: list[Example] = []
+    for ex_id, judgments in load_judgments(sample_dir / "judgments.jsonl"):
+        ex = examples[ex_id]
+        seen: set[str] = set()
+        for j in judgments:
+            if j.ok and j.verdict == gold_verdict(ex) and j.rationale and j.rationale not in seen:
+                seen.add(j.rationale)
+                rows.append(_with_rationale(ex, j, len(seen)))
+    result = run_sft(state.current_model, rows, out / "model", it.sft)
+    return {"model": str(out / "model"), "input_model": state.current_model, "trained": True,
+            "counts": {"best_of_n_examples": len(rows), **result.counts}}
+
+
+def _with_rationale(ex: Example, j: Judgment, k: int) -> Example:
+    fields = {**to_dict(ex), "id": f"{ex.id}#bon{k}", "gold_rationale": j.rationale}
+    return example_from_dict(fields)
+
+
+def _eval_stage(label: str) -> Callable[[RunState, Path], dict[str, Any]]:
+    def stage(state: RunState, out: Path) -> dict[str, Any]:
+        from srjudge.evaluate import evaluate
+
+        model = _model_for(state, label)
+        ev = state.cfg.eval
+        heldout = state.run_dir / "stages" / state.outputs["data"]["dir"] / "heldout.jsonl"
+        train = [*_examples(state, "pointwise"), *_examples(state, "pairwise")]
+        result = evaluate(
+            state.backend_factory(model), ev.benchmarks, limit=ev.limit, samples=ev.samples,
+            out_dir=out, seed=state.cfg.seed, max_new_tokens=ev.max_new_tokens,
+            paths={"in-domain": str(heldout)}, train_examples=train, model_label=label,
+        )
+        return {"model": model, "label": label, "metrics": result.summary()}
+    return stage
+
+
+def _model_for(state: RunState, label: str) -> str:
+    if label == "seed":
+        return state.cfg.model
+    if label == "sft":
+        return state.sft_model
+    return state.outputs[label]["model"]  # an iteration's training stage
+
+
+# ---------------------------------------------------------------------------------------
+# planning and running
+
+
+def plan(cfg: RunConfig) -> list[Stage]:
+    """The ordered stages of a run; names are stable, so a rerun finds its finished stages."""
+    stages = [Stage("data", stage_data)]
+    if cfg.sft_pointwise.enabled:
+        stages.append(Stage("sft_pointwise", _sft_stage("pointwise")))
+    if cfg.sft_pairwise.enabled:
+        stages.append(Stage("sft_pairwise", _sft_stage("pairwise")))
+    if cfg.sft_pointwise.enabled and cfg.sft_pairwise.enabled:
+        stages.append(Stage("merge", stage_merge))
+    for t, it in enumerate(cfg.iterations, 1):
+        sample, curate, train = f"iter{t}_sample", f"iter{t}_curate", f"iter{t}_{it.method}"
+        stages.append(Stage(sample, _sample_stage(t, it)))
+        if it.method == "dpo":
+            stages.append(Stage(curate, _curate_stage(t, it, sample)))
+        stages.append(Stage(train, _train_stage(t, it, curate, sample)))
+    for label in eval_labels(cfg):
+        stages.append(Stage(f"eval_{label}", _eval_stage(label)))
+    return stages
+
+
+def eval_labels(cfg: RunConfig) -> list[str]:
+    """Model labels to evaluate: 'seed', 'sft', and each iteration's training stage name."""
+    if not cfg.eval.benchmarks:
+        return []
+    iters = [f"iter{t}_{it.method}" for t, it in enumerate(cfg.iterations, 1)]
+    labels: list[str] = []
+    for m in cfg.eval.models:
+        if m == "seed":
+            labels.append("seed")
+        elif m == "sft" and (cfg.sft_pointwise.enabled or cfg.sft_pairwise.enabled):
+            labels.append("sft")
+        elif m == "iterations":
+            labels.extend(iters)
+        elif m == "final" and iters and iters[-1] not in labels:
+            labels.append(iters[-1])
+    return list(dict.fromkeys(labels))
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {"srjudge": __version__, "python": platform.python_version()}
+    for pkg in ("torch", "transformers", "trl", "peft", "datasets"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def _write_json_atomic(path: Path, obj: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=str))
+    os.replace(tmp, path)
+
+
+def _check_config(cfg: RunConfig, run_dir: Path, allow_change: bool) -> None:
+    resolved = config_to_dict(cfg)
+    path = run_dir / "config.yaml"
+    if path.exists():
+        before = yaml.safe_load(path.read_text())
+        if before != resolved and not allow_change:
+            changed = sorted(k for k in set(before) | set(resolved) if before.get(k) != resolved.get(k))
+            raise ValueError(
+                f"{path} exists with a different config (changed: {', '.join(changed)}). "
+                "Use a new run_dir, or --allow-config-change to resume anyway.")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(resolved, sort_keys=False))
+
+
+def _template_provenance() -> dict[str, Any]:
+    from srjudge import prompts
+
+    return {tid: prompts.template_hash(tid) for tid in prompts.TEMPLATE_IDS}
+
+
+def default_backend_factory(cfg: RunConfig) -> BackendFactory:
+    return lambda model: load_backend(cfg.backend, model)
+
+
+def run(cfg: RunConfig, *, backend_factory: BackendFactory | None = None,
+        allow_config_change: bool = False) -> RunState:
+    """Run (or resume) every stage of ``cfg``; returns the state with each stage's outputs."""
+    run_dir = cfg.directory
+    _check_config(cfg, run_dir, allow_config_change)
+    state = RunState(cfg, run_dir, backend_factory or default_backend_factory(cfg))
+    state.current_model = cfg.model
+    state.sft_model = cfg.model
+    templates = _template_provenance()
+    for i, stage in enumerate(plan(cfg)):
+        d = run_dir / "stages" / f"{i:02d}_{stage.name}"
+        done = d / "stage.json"
+        if done.exists():
+            record = json.loads(done.read_text())
+            log.info("stage %s: done, skipped", stage.name)
+        else:
+            d.mkdir(parents=True, exist_ok=True)
+            log.info("stage %s: running in %s", stage.name, d)
+            started = time.time()
+            record = {"stage": stage.name, "dir": d.name, "seed": cfg.seed,
+                      **stage.fn(state, d)}
+            record.update(started=started, seconds=round(time.time() - started, 2),
+                          templates=templates, versions=_versions(), host=platform.node())
+            _write_json_atomic(done, record)
+        record["dir"] = d.name
+        state.outputs[stage.name] = record
+        if stage.name == "merge" or (stage.name.startswith("sft_") and not _merges(cfg)):
+            state.sft_model = state.current_model = record["model"]
+        elif stage.name.endswith(("_dpo", "_best_of_n_sft")):
+            state.current_model = record["model"]
+    if cfg.report and cfg.eval.benchmarks:
+        from srjudge.report import write_report
+
+        write_report(run_dir, run_dir)
+    return state
+
+
+def _merges(cfg: RunConfig) -> bool:
+    return cfg.sft_pointwise.enabled and cfg.sft_pairwise.enabled
+
+
+def clean_stage(run_dir: Path, name: str) -> None:
+    """Remove a stage folder so the next run redoes it (and nothing after it is affected)."""
+    for d in (run_dir / "stages").glob(f"*_{name}"):
+        shutil.rmtree(d)

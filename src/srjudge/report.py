@@ -1,0 +1,532 @@
+"""``report.md`` + a self-contained ``report.html`` from a run's evaluations and stages.
+
+    from srjudge.report import write_report
+    md, html = write_report("runs/demo", "runs/demo")         # a run folder
+    md, html = write_report(["ev/seed", "ev/iter2"], "out")   # or evaluation folders
+
+    srjudge report runs/demo
+
+What is read (every piece optional: a missing or unreadable file drops its table, row or
+figure, never the report)::
+
+    RUN/stages/NN_<name>/stage.json          provenance; used: "stage", "counts", "seconds",
+                                             "strategy" (curation), "trained" (training)
+    RUN/stages/NN_iter<t>_sample/stage.json  counts.judgments, counts.parse_failures,
+                                             counts.inputs_sampled, counts.mean_rationale_chars
+    RUN/stages/NN_iter<t>_curate/stage.json  counts.pairs_after_cap (pairs kept), counts.by_rule
+                                             (pairs per rule), "strategy"
+    RUN/stages/NN_<train stage>/train_log.jsonl  (or .../model/train_log.jsonl) TRL log
+                                             history, one JSON object per line with "loss"
+                                             and "step" (or "epoch")
+    RUN/stages/NN_eval_<label>/metrics.json  an ``srjudge.evaluate`` result (label: seed,
+    RUN/stages/NN_eval_<label>/predictions.jsonl   sft, iter1_dpo, ...)
+
+A folder given directly may also be an evaluation folder (``metrics.json`` inside), or a folder
+holding several evaluation folders. Tables follow the paper: Table 2 (pointwise: RewardBench
+sections and total, BiGGen human and GPT-4 Pearson, in-domain GPT-4 Pearson) and Table 3
+(pairwise: RewardBench, Safe-RLHF, Auto-J), one row per model, every value with its 95% CI.
+Figures (matplotlib, Agg): predicted - gold histograms per model (the paper's Figure 5), score
+distributions, and the DPO loss curves; PNGs in ``figures/`` for the markdown, embedded as
+base64 in the HTML.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from srjudge.stats import format_estimate
+
+# (header, benchmark, metric); the paper's Table 2 and Table 3
+TABLE_POINTWISE: list[tuple[str, str, str]] = [
+    ("RB Chat", "rewardbench", "chat"),
+    ("RB Chat-Hard", "rewardbench", "chat_hard"),
+    ("RB Safety", "rewardbench", "safety"),
+    ("RB Reasoning", "rewardbench", "reasoning"),
+    ("RB Total", "rewardbench", "total"),
+    ("BiGGen Human Pearson", "biggen", "pearson_human"),
+    ("BiGGen GPT-4 Pearson", "biggen", "pearson_gpt4"),
+    ("In-domain GPT-4 Pearson", "in-domain", "pearson_gpt4"),
+]
+TABLE_PAIRWISE: list[tuple[str, str, str]] = [
+    ("RB Chat", "rewardbench-pairwise", "chat"),
+    ("RB Chat-Hard", "rewardbench-pairwise", "chat_hard"),
+    ("RB Safety", "rewardbench-pairwise", "safety"),
+    ("RB Reasoning", "rewardbench-pairwise", "reasoning"),
+    ("RB Total", "rewardbench-pairwise", "total"),
+    ("RB swap consistency", "rewardbench-pairwise", "consistency"),
+    ("Safe-RLHF accuracy", "safe-rlhf", "accuracy"),
+    ("Auto-J accuracy (no ties)", "autoj", "accuracy"),
+]
+HIST_BENCHMARKS: dict[str, str] = {"biggen": "BiGGen (human)", "in-domain": "In-domain (GPT-4)"}
+
+
+@dataclass
+class ModelEval:
+    label: str
+    folder: Path
+    metrics: dict[str, Any]
+    predictions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def value(self, bench: str, metric: str) -> dict[str, Any] | None:
+        return self.metrics.get("benchmarks", {}).get(bench, {}).get("metrics", {}).get(metric)
+
+
+@dataclass
+class Figure:
+    name: str
+    title: str
+    png: bytes
+
+
+# ---------------------------------------------------------------------------------------
+# reading (tolerant)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                try:
+                    row = json.loads(line)
+                except ValueError:
+                    continue  # a torn last line of an interrupted run
+                if isinstance(row, dict):
+                    rows.append(row)
+    except OSError:
+        pass
+    return rows
+
+
+def display_name(label: str) -> str:
+    """Row names as in the paper: seed model, J_SFT, J_t.
+
+    >>> display_name("iter2_dpo"), display_name("sft")
+    ('J_2 (iter2_dpo)', 'J_SFT')
+    """
+    if label == "seed":
+        return "seed model"
+    if label == "sft":
+        return "J_SFT"
+    m = re.fullmatch(r"iter(\d+)_(\w+)", label)
+    return f"J_{m.group(1)} ({label})" if m else label
+
+
+def _eval_label(folder: Path, metrics: dict[str, Any]) -> str:
+    m = re.fullmatch(r"\d+_eval_(.+)", folder.name)
+    return m.group(1) if m else str(metrics.get("label") or folder.name)
+
+
+def _load_eval(folder: Path) -> ModelEval | None:
+    metrics = _read_json(folder / "metrics.json")
+    if not isinstance(metrics, dict):
+        return None
+    preds: dict[str, list[dict[str, Any]]] = {}
+    for rec in _read_jsonl(folder / "predictions.jsonl"):
+        preds.setdefault(str(rec.get("benchmark")), []).append(rec)
+    return ModelEval(_eval_label(folder, metrics), folder, metrics, preds)
+
+
+def find_evals(target: str | Path | list[str | Path]) -> list[ModelEval]:
+    """Evaluation folders of a run, of a parent folder, or given one by one (in order)."""
+    if isinstance(target, list | tuple):
+        folders = [Path(t) for t in target]
+    else:
+        root = Path(target)
+        if (root / "metrics.json").is_file():
+            folders = [root]
+        elif (root / "stages").is_dir():
+            folders = sorted(p for p in (root / "stages").glob("*_eval_*") if p.is_dir())
+        else:
+            folders = sorted(p.parent for p in root.glob("*/metrics.json"))
+    return [e for e in (_load_eval(f) for f in folders) if e is not None]
+
+
+@dataclass
+class IterationRow:
+    stage: str
+    judgments: int | None = None
+    parse_failures: int | None = None
+    inputs: int | None = None
+    mean_rationale_chars: float | None = None
+    strategy: str | None = None
+    pairs_kept: int | None = None
+    by_rule: dict[str, int] = field(default_factory=dict)
+
+
+def read_iterations(
+    run_dir: Path,
+) -> tuple[list[IterationRow], dict[str, list[tuple[float, float]]]]:
+    """Per-iteration counts (sample + curate stages) and loss curves of the training stages."""
+    rows: dict[str, IterationRow] = {}
+    losses: dict[str, list[tuple[float, float]]] = {}
+    for d in sorted(p for p in (run_dir / "stages").glob("*_*") if p.is_dir()):
+        name = d.name.split("_", 1)[1]
+        info = _read_json(d / "stage.json") or {}
+        counts = info.get("counts") if isinstance(info.get("counts"), dict) else {}
+        m = re.fullmatch(r"(iter\d+)_(\w+)", name)
+        if m and m.group(2) == "sample":
+            row = rows.setdefault(m.group(1), IterationRow(m.group(1)))
+            row.judgments = counts.get("judgments")
+            row.parse_failures = counts.get("parse_failures")
+            row.inputs = counts.get("inputs_sampled")
+            row.mean_rationale_chars = counts.get("mean_rationale_chars")
+        elif m and m.group(2) == "curate":
+            row = rows.setdefault(m.group(1), IterationRow(m.group(1)))
+            row.strategy = info.get("strategy")
+            row.pairs_kept = counts.get("pairs_after_cap", counts.get("pairs"))
+            by_rule = counts.get("by_rule")
+            row.by_rule = by_rule if isinstance(by_rule, dict) else {}
+        for log in (d / "train_log.jsonl", d / "model" / "train_log.jsonl"):
+            curve = _loss_curve(_read_jsonl(log))
+            if curve:
+                losses[name] = curve
+                break
+    return list(rows.values()), losses
+
+
+def _loss_curve(rows: list[dict[str, Any]]) -> list[tuple[float, float]]:
+    curve = []
+    for i, r in enumerate(rows):
+        loss = r.get("loss")
+        if isinstance(loss, int | float) and math.isfinite(loss):
+            x = r.get("step", r.get("epoch", i))
+            curve.append((float(x if isinstance(x, int | float) else i), float(loss)))
+    return curve
+
+
+# ---------------------------------------------------------------------------------------
+# figures
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(fig) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    _plt().close(fig)
+    return buf.getvalue()
+
+
+def _pred_gold(records: list[dict[str, Any]]) -> list[tuple[float, float]]:
+    return [
+        (float(r["pred"]), float(r["gold"]))
+        for r in records
+        if isinstance(r.get("pred"), int | float) and isinstance(r.get("gold"), int | float)
+    ]
+
+
+def _colors(evals: list[ModelEval]) -> dict[str, Any]:
+    """One colour per model in every figure (tab10 in row order); gold is grey."""
+    cycle = _plt().get_cmap("tab10").colors
+    colors: dict[str, Any] = {"gold": "0.55"}
+    for k, e in enumerate(evals):
+        colors[display_name(e.label)] = cycle[k % len(cycle)]
+    return colors
+
+
+def _grouped_bars(
+    ax, xs: list[int], series: dict[str, Counter], normalise: bool, colors: dict[str, Any]
+) -> None:
+    width = 0.8 / max(1, len(series))
+    for k, (name, counts) in enumerate(series.items()):
+        total = sum(counts.values()) or 1
+        heights = [counts.get(x, 0) / (total if normalise else 1) for x in xs]
+        xpos = [x - 0.4 + width * (k + 0.5) for x in xs]
+        ax.bar(xpos, heights, width, label=name, color=colors.get(name))
+    ax.set_xticks(xs)
+    ax.legend(fontsize=8)
+
+
+def difference_histograms(evals: list[ModelEval]) -> Figure | None:
+    """Figure 5: counts of round(predicted - gold) per model, one panel per benchmark."""
+    panels = []
+    for bench, title in HIST_BENCHMARKS.items():
+        series = {}
+        for e in evals:
+            pairs = _pred_gold(e.predictions.get(bench, []))
+            if pairs:
+                series[display_name(e.label)] = Counter(round(p - g) for p, g in pairs)
+        if series:
+            panels.append((title, series))
+    if not panels:
+        return None
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 3.6), squeeze=False)
+    for ax, (title, series) in zip(axes[0], panels, strict=True):
+        _grouped_bars(ax, list(range(-4, 5)), series, normalise=False, colors=_colors(evals))
+        ax.set_title(title)
+        ax.set_xlabel("predicted - gold (negative: judge scores below gold)")
+        ax.set_ylabel("items")
+    return Figure("differences", "Predicted - gold score per model (paper Figure 5)", _png(fig))
+
+
+def score_distributions(evals: list[ModelEval]) -> Figure | None:
+    """Share of each score 1..5 per model (and gold), one panel per pointwise benchmark."""
+    panels = []
+    for bench, title in {**HIST_BENCHMARKS, "rewardbench": "RewardBench (chosen+rejected)"}.items():
+        series: dict[str, Counter] = {}
+        for e in evals:
+            recs = e.predictions.get(bench, [])
+            if bench == "rewardbench":
+                scores = [
+                    r[s].get("verdict")
+                    for r in recs
+                    for s in ("chosen", "rejected")
+                    if isinstance(r.get(s), dict)
+                ]
+            else:
+                scores = [r.get("verdict") for r in recs]
+                gold = [round(r["gold"]) for r in recs if isinstance(r.get("gold"), int | float)]
+                if gold and "gold" not in series:
+                    series["gold"] = Counter(gold)
+            parsed = [s for s in scores if isinstance(s, int)]
+            if parsed:
+                series[display_name(e.label)] = Counter(parsed)
+        if any(k != "gold" for k in series):
+            panels.append((title, series))
+    if not panels:
+        return None
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 3.6), squeeze=False)
+    for ax, (title, series) in zip(axes[0], panels, strict=True):
+        _grouped_bars(ax, [1, 2, 3, 4, 5], series, normalise=True, colors=_colors(evals))
+        ax.set_title(title)
+        ax.set_xlabel("score")
+        ax.set_ylabel("share of items")
+    return Figure("scores", "Score distributions", _png(fig))
+
+
+def loss_figure(losses: dict[str, list[tuple[float, float]]]) -> Figure | None:
+    if not losses:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    for name, curve in losses.items():
+        ax.plot([x for x, _ in curve], [y for _, y in curve], marker=".", label=name)
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss")
+    ax.legend(fontsize=8)
+    return Figure("loss", "Training loss per stage (DPO, SFT)", _png(fig))
+
+
+# ---------------------------------------------------------------------------------------
+# tables
+
+
+def _cell(v: dict[str, Any] | None) -> str:
+    if not v or v.get("value") is None:
+        return "-"
+    lo, hi = (math.nan if v.get(k) is None else v[k] for k in ("lo", "hi"))
+    return format_estimate(v["value"], lo, hi)
+
+
+def metric_table(evals: list[ModelEval], columns: list[tuple[str, str, str]]):
+    """(headers, rows) or None when no model has any of the columns' benchmarks."""
+    used = [c for c in columns if any(e.value(c[1], c[2]) for e in evals)]
+    if not used:
+        return None
+    rows = [
+        [display_name(e.label)] + [_cell(e.value(b, m)) for _, b, m in used]
+        for e in evals
+        if any(e.value(b, m) for _, b, m in used)
+    ]
+    return ["Model"] + [h for h, _, _ in used], rows
+
+
+def parse_failure_table(evals: list[ModelEval]):
+    benches = sorted({b for e in evals for b in e.metrics.get("benchmarks", {})})
+    if not benches:
+        return None
+    rows = [
+        [display_name(e.label)] + [_cell(e.value(b, "parse_failure_rate")) for b in benches]
+        for e in evals
+    ]
+    return ["Model"] + benches, rows
+
+
+def iteration_table(rows: list[IterationRow]):
+    if not rows:
+        return None
+    out = []
+    for r in rows:
+        rules = ", ".join(f"{k}: {v}" for k, v in sorted(r.by_rule.items())) or "-"
+        out.append(
+            [
+                r.stage,
+                _fmt(r.inputs),
+                _fmt(r.judgments),
+                _fmt(r.parse_failures),
+                _fmt(r.mean_rationale_chars),
+                r.strategy or "-",
+                _fmt(r.pairs_kept),
+                rules,
+            ]
+        )
+    headers = [
+        "Iteration",
+        "Inputs",
+        "Judgments sampled",
+        "Parse failures",
+        "Mean rationale (chars)",
+        "Strategy",
+        "Pairs kept",
+        "Pairs per rule",
+    ]
+    return headers, out
+
+
+def _fmt(v: Any) -> str:
+    return "-" if v is None else str(v)
+
+
+# ---------------------------------------------------------------------------------------
+# rendering
+
+
+@dataclass
+class Section:
+    title: str
+    table: tuple[list[str], list[list[str]]] | None = None
+    text: list[str] = field(default_factory=list)
+    figure: Figure | None = None
+
+
+def _md_table(headers: list[str], rows: list[list[str]]) -> str:
+    esc = [[c.replace("|", "\\|") for c in row] for row in [headers, *rows]]
+    lines = ["| " + " | ".join(esc[0]) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(r) + " |" for r in esc[1:]]
+    return "\n".join(lines)
+
+
+def _html_table(headers: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+_CSS = """body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:14px}
+th,td{border:1px solid #bbb;padding:4px 8px;text-align:right}td{white-space:nowrap}
+th{background:#eee}td:first-child,th:first-child{text-align:left}
+img{max-width:100%;border:1px solid #ddd}p.note{color:#555;font-size:13px;margin:.2em 0}"""
+
+
+def render_markdown(title: str, sections: list[Section]) -> str:
+    parts = [f"# {title}", ""]
+    for s in sections:
+        parts += [f"## {s.title}", ""]
+        if s.table:
+            parts += [_md_table(*s.table), ""]
+        parts += [f"- {t}" for t in s.text]
+        if s.text:
+            parts.append("")
+        if s.figure:
+            parts += [f"![{s.figure.title}](figures/{s.figure.name}.png)", ""]
+    return "\n".join(parts)
+
+
+def render_html(title: str, sections: list[Section]) -> str:
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+    ]
+    for s in sections:
+        parts.append(f"<h2>{html.escape(s.title)}</h2>")
+        if s.table:
+            parts.append(_html_table(*s.table))
+        parts += [f"<p class='note'>{html.escape(t)}</p>" for t in s.text]
+        if s.figure:
+            data = base64.b64encode(s.figure.png).decode("ascii")
+            alt = html.escape(s.figure.title, quote=True)
+            parts.append(f'<p><img src="data:image/png;base64,{data}" alt="{alt}"></p>')
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _notes(evals: list[ModelEval]) -> list[str]:
+    out = []
+    for e in evals:
+        for bench, b in e.metrics.get("benchmarks", {}).items():
+            n = (b.get("counts") or {}).get("items")
+            paths = (b.get("data") or {}).get("paths") or []
+            where = ", ".join(Path(p).name for p in paths)
+            out.append(f"{display_name(e.label)} / {bench}: {n} items ({where})")
+            out += [f"{display_name(e.label)} / {bench}: {t}" for t in b.get("notes") or []]
+    return out
+
+
+def build_sections(
+    evals: list[ModelEval], iterations: list[IterationRow], losses: dict
+) -> list[Section]:
+    ci = "Values: point estimate [95% bootstrap CI]; '-' = not evaluated."
+    sections = [
+        Section("Pointwise judging (paper Table 2)", metric_table(evals, TABLE_POINTWISE), [ci]),
+        Section("Pairwise judging (paper Table 3)", metric_table(evals, TABLE_PAIRWISE), [ci]),
+        Section("Parse-failure rate", parse_failure_table(evals)),
+    ]
+    sections = [s for s in sections if s.table]
+    if figure := difference_histograms(evals):
+        sections.append(Section("Predicted - gold (paper Figure 5)", figure=figure))
+    if figure := score_distributions(evals):
+        sections.append(Section("Score distributions", figure=figure))
+    table = iteration_table(iterations)
+    figure = loss_figure(losses)
+    if table or figure:
+        sections.append(Section("Iterations", table, figure=figure))
+    if notes := _notes(evals):
+        sections.append(Section("Evaluation data and notes", text=notes))
+    return sections
+
+
+def write_report(
+    run_dir_or_eval_dirs: str | Path | list[str | Path], out_dir: str | Path
+) -> tuple[Path, Path]:
+    """Write ``report.md`` (+ ``figures/*.png``) and ``report.html`` into ``out_dir``."""
+    target = run_dir_or_eval_dirs
+    evals = find_evals(target)
+    iterations: list[IterationRow] = []
+    losses: dict[str, list[tuple[float, float]]] = {}
+    is_run = not isinstance(target, list | tuple) and (Path(target) / "stages").is_dir()
+    if is_run:
+        iterations, losses = read_iterations(Path(target))
+    if not evals and not iterations and not losses:
+        raise FileNotFoundError(f"nothing to report in {target}: no metrics.json, no stages")
+    title = f"srjudge report: {Path(target).name if is_run else 'evaluations'}"
+    sections = build_sections(evals, iterations, losses)
+    out = Path(out_dir)
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    for s in sections:
+        if s.figure:
+            (out / "figures" / f"{s.figure.name}.png").write_bytes(s.figure.png)
+    md_path, html_path = out / "report.md", out / "report.html"
+    md_path.write_text(render_markdown(title, sections), encoding="utf-8")
+    html_path.write_text(render_html(title, sections), encoding="utf-8")
+    return md_path, html_path

@@ -77,34 +77,63 @@ def run_variant(variant: str, args: argparse.Namespace) -> dict:
         args.model, device="cpu", naive=variant == "naive", min_new_tokens=args.max_new_tokens
     )
     ids, prompts = load_prompts(args.prompts)
+    first = args.first
+    ids, prompts = ids[first : first + args.chunk], prompts[first : first + args.chunk]
     prompt_tokens = [len(backend.prompt_ids(p)) for p in prompts]
     rss_loaded = psutil.Process().memory_info().rss
     warm = SamplingParams(n=args.n, temperature=1.0, max_new_tokens=4, seed=999)
     backend.generate_ids(prompts[:1], warm)
     per_prompt = []
+    cpu_start = time.process_time()
     with PeakRSS() as peak:
-        for i, prompt in enumerate(prompts):
+        for i, prompt in enumerate(prompts, start=first):
             params = SamplingParams(
                 n=args.n, temperature=1.0, max_new_tokens=args.max_new_tokens, seed=i
             )
             start = time.perf_counter()
             samples = backend.generate_ids([prompt], params)[0]
             seconds = time.perf_counter() - start
-            per_prompt.append({"seconds": seconds, "new_tokens": sum(map(len, samples))})
+            per_prompt.append(
+                {
+                    "index": i,
+                    "seconds": seconds,
+                    "new_tokens": sum(map(len, samples)),
+                    "load_average_1min": os.getloadavg()[0],
+                }
+            )
             print(f"{variant} prompt {i}: {per_prompt[-1]}", file=sys.stderr, flush=True)
-    total_s = sum(p["seconds"] for p in per_prompt)
-    total_tokens = sum(p["new_tokens"] for p in per_prompt)
     return {
         "variant": variant,
         "example_ids": ids,
         "prompt_tokens": prompt_tokens,
         "per_prompt": per_prompt,
-        "seconds": total_s,
-        "new_tokens": total_tokens,
-        "tokens_per_second": total_tokens / total_s,
+        "cpu_seconds": time.process_time() - cpu_start,
         "rss_after_load_mib": rss_loaded / 2**20,
         "peak_rss_sampling_mib": peak.peak / 2**20,
         "peak_rss_process_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def _combine(variant: str, chunks: list[dict]) -> dict:
+    """Totals over a variant's chunk subprocesses; peak RSS is the maximum over them."""
+    per_prompt = [p for c in chunks for p in c["per_prompt"]]
+    seconds = sum(p["seconds"] for p in per_prompt)
+    tokens = sum(p["new_tokens"] for p in per_prompt)
+    cpu = sum(c["cpu_seconds"] for c in chunks)
+    return {
+        "variant": variant,
+        "example_ids": [i for c in chunks for i in c["example_ids"]],
+        "prompt_tokens": [t for c in chunks for t in c["prompt_tokens"]],
+        "per_prompt": per_prompt,
+        "seconds": seconds,
+        "new_tokens": tokens,
+        "tokens_per_second": tokens / seconds,
+        "cpu_seconds": cpu,
+        "tokens_per_cpu_second": tokens / cpu,
+        **{
+            key: max(c[key] for c in chunks)
+            for key in ("rss_after_load_mib", "peak_rss_sampling_mib", "peak_rss_process_mib")
+        },
     }
 
 
@@ -157,18 +186,40 @@ def bounds(config, peaks: dict, prompt_tokens: list[int], n: int, new: int) -> d
         "flops_per_token": flops,
         "compute_bound_tokens_per_s": gflops * 1e9 / flops,
         "bytes_per_decode_step": weight_bytes + kv_bytes,
-        "bandwidth_bound_tokens_per_s": n * peaks["copy_gb_per_s"] * 1e9 / (weight_bytes + kv_bytes),
+        "bandwidth_bound_tokens_per_s": n
+        * peaks["copy_gb_per_s"]
+        * 1e9
+        / (weight_bytes + kv_bytes),
     }
 
 
 def other_load() -> str:
-    mine = {os.getpid()}
-    busy = [
-        p.info["name"]
-        for p in psutil.process_iter(["name", "cpu_percent"])
-        if p.pid not in mine and (p.info["cpu_percent"] or 0) > 10
-    ]
-    return f"load average {os.getloadavg()}; busy processes at start: {busy}"
+    """Load average and the other processes using CPU over one second."""
+    procs = [p for p in psutil.process_iter(["name", "cmdline"]) if p.pid != os.getpid()]
+    for p in procs:
+        try:
+            p.cpu_percent(None)  # the first call only starts the measurement
+        except psutil.Error:
+            pass
+    time.sleep(1.0)
+    busy = []
+    for p in procs:
+        try:
+            percent = p.cpu_percent(None)
+        except psutil.Error:
+            continue
+        if percent > 10:
+            command = " ".join(p.info["cmdline"] or [p.info["name"] or "?"])
+            busy.append(f"{command[:80]} ({percent:.0f}%)")
+    return f"load average {os.getloadavg()}; other busy processes at start: {busy}"
+
+
+TABLE_HEADER = (
+    "| variant | new tokens | wall s | tokens/s (wall) | CPU s | tokens/CPU-s | of compute bound "
+    "| of bandwidth bound | RSS after load MiB | peak RSS sampling MiB | peak RSS process MiB |\n"
+    + "|---" * 11
+    + "|"
+)
 
 
 def write_results(report: dict, args: argparse.Namespace) -> None:
@@ -179,6 +230,7 @@ def write_results(report: dict, args: argparse.Namespace) -> None:
     b, p = report["bounds"], report["machine"]
     rows = "\n".join(
         f"| {v['variant']} | {v['new_tokens']} | {v['seconds']:.1f} | {v['tokens_per_second']:.1f} "
+        f"| {v['cpu_seconds']:.1f} | {v['tokens_per_cpu_second']:.1f} "
         f"| {v['tokens_per_second'] / b['compute_bound_tokens_per_s']:.1%} "
         f"| {v['tokens_per_second'] / b['bandwidth_bound_tokens_per_s']:.1%} "
         f"| {v['rss_after_load_mib']:.0f} | {v['peak_rss_sampling_mib']:.0f} "
@@ -195,16 +247,21 @@ Conditions: {report["conditions"]}
 Workload: model `{args.model}` (float32, CPU), {args.prompts} BiGGen Bench human-eval judge prompts
 (`srjudge.data.load_biggen_human` + `srjudge.prompts.judge_prompt`, the A.1.1 pointwise template,
 SmolLM2 chat template; prompt length mean {report["mean_prompt_tokens"]:.0f} tokens,
-min {min(report["prompt_tokens"])}, max {max(report["prompt_tokens"])}), N={args.n} samples per prompt,
-temperature 1.0, top-p 1.0, exactly {args.max_new_tokens} new tokens per sample (end tokens
-masked). One untimed warm-up call per variant; each variant in its own subprocess.
+min {min(report["prompt_tokens"])}, max {max(report["prompt_tokens"])}),
+N={args.n} samples per prompt, temperature 1.0, top-p 1.0,
+exactly {args.max_new_tokens} new tokens per sample (end tokens masked).
+Prompts run in chunks of {args.chunk}, each chunk a fresh subprocess per variant,
+variants alternating ABBA so drifting machine load hits both alike; one untimed warm-up call
+per subprocess. "of ... bound" uses wall-clock tokens/s. CPU s = process CPU time (user+sys)
+during sampling, which is less sensitive to other processes than wall time.
 
-| variant | new tokens | seconds | tokens/s | of compute bound | of bandwidth bound | RSS after load MiB | peak RSS sampling MiB | peak RSS process MiB |
-|---|---|---|---|---|---|---|---|---|
+{TABLE_HEADER}
 {rows}
 
-**Speed-up (shared prefix / naive): {report["speedup"]:.2f}x** (target >= 1.8x).
-Peak RSS while sampling: {ours["peak_rss_sampling_mib"]:.0f} MiB vs {naive["peak_rss_sampling_mib"]:.0f} MiB.
+**Speed-up (shared prefix / naive), wall-clock tokens/s: {report["speedup"]:.2f}x**
+(target >= 1.8x); per CPU second: {report["speedup_cpu"]:.2f}x.
+Peak RSS while sampling: {ours["peak_rss_sampling_mib"]:.0f} MiB (shared prefix) vs
+{naive["peak_rss_sampling_mib"]:.0f} MiB (naive).
 
 ## Bound for this machine
 
@@ -233,6 +290,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-new-tokens", type=int, default=150)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--output", default="sampling", help="file stem under bench/results")
+    parser.add_argument("--chunk", type=int, default=1, help="prompts per worker subprocess")
+    parser.add_argument("--note", default="", help="added to the conditions in the report")
+    parser.add_argument("--first", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--worker", choices=VARIANTS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -243,17 +303,28 @@ def main(argv: list[str] | None = None) -> None:
 
     from srjudge.models import load_model_and_tokenizer
 
-    conditions = other_load()
-    variants = {}
-    for variant in VARIANTS:
-        cmd = [sys.executable, __file__, "--worker", variant, *(argv or sys.argv[1:])]
-        done = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True)
-        variants[variant] = json.loads(done.stdout.strip().splitlines()[-1])
+    conditions = other_load() + (f"; {args.note}" if args.note else "")
+    runs: dict[str, list[dict]] = {v: [] for v in VARIANTS}
+    partial = RESULTS / f"{args.output}.partial.jsonl"
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    partial.write_text("")
+    passthrough = argv if argv is not None else sys.argv[1:]
+    # Chunks of prompts alternate between variants (ABBA order) so that drifting load from
+    # other processes on a shared machine hits both alike; each chunk is a fresh subprocess.
+    for c, first in enumerate(range(0, args.prompts, args.chunk)):
+        for variant in VARIANTS if c % 2 == 0 else VARIANTS[::-1]:
+            cmd = [sys.executable, __file__, *passthrough]
+            cmd += ["--worker", variant, "--first", str(first)]
+            done = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True)
+            runs[variant].append(json.loads(done.stdout.strip().splitlines()[-1]))
+            with partial.open("a") as f:
+                f.write(json.dumps(runs[variant][-1]) + "\n")
+    variants = {v: _combine(v, chunks) for v, chunks in runs.items()}
     config = load_model_and_tokenizer(args.model)[0].config
     peaks = machine_peaks(args.threads, config.hidden_size, config.intermediate_size, args.n)
     prompt_tokens = variants["shared_prefix"]["prompt_tokens"]
     report = {
-        "command": "python bench/sampling.py " + " ".join(argv or sys.argv[1:]),
+        "command": "python bench/sampling.py " + " ".join(passthrough),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "conditions": conditions + f"; load average at end {os.getloadavg()}",
         "machine": {
@@ -269,10 +340,12 @@ def main(argv: list[str] | None = None) -> None:
         "variants": variants,
         "speedup": variants["shared_prefix"]["tokens_per_second"]
         / variants["naive"]["tokens_per_second"],
+        "speedup_cpu": variants["shared_prefix"]["tokens_per_cpu_second"]
+        / variants["naive"]["tokens_per_cpu_second"],
         "bounds": bounds(config, peaks, prompt_tokens, args.n, args.max_new_tokens),
     }
     write_results(report, args)
-    print(json.dumps({k: report[k] for k in ("speedup", "bounds")}, indent=2))
+    print(json.dumps({k: report[k] for k in ("speedup", "speedup_cpu", "bounds")}, indent=2))
 
 
 if __name__ == "__main__":

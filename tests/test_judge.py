@@ -381,3 +381,9 @@ def test_expected_score_with_a_real_tokenizer(tiny_model_dir):
     grade = Judge(backend).grade(point(), samples=2, expected_score=True)
     assert len(grade.score_probs) == 5 and sum(grade.score_probs) == pytest.approx(1.0)
     assert 1 <= grade.expected_score <= 5
+
+
+def test_judge_load_mock():
+    judge = Judge.load("m", backend="mock", max_retries=0, outputs=["Ok. [RESULT] 5"])
+    assert judge.max_retries == 0 and judge.backend.name == "mock:m"
+    assert judge.grade(point()).verdict == 5

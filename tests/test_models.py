@@ -129,7 +129,8 @@ def test_smollm2_conversion_matches_gguf():
     config = converted.config
     assert config.tie_word_embeddings
     assert config.rope_parameters["rope_theta"] == reference.config.rope_parameters["rope_theta"]
-    assert (config.num_hidden_layers, config.hidden_size, config.num_key_value_heads) == (30, 576, 3)
+    shape = (config.num_hidden_layers, config.hidden_size, config.num_key_value_heads)
+    assert shape == (30, 576, 3)
     text = tokenizer.apply_chat_template(
         [{"role": "user", "content": "What is the capital of France?"}],
         add_generation_prompt=True,

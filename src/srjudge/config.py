@@ -43,6 +43,9 @@ class DataConfig:
     derive_min_gap: float = 1.0
     heldout_fraction: float = 0.0
     """Fraction of pointwise *questions* held out of training for in-domain evaluation."""
+    max_prompt_chars: int | None = None
+    """Drop training examples whose rendered judge prompt is longer than this (counted in the
+    data stage). Keeps CPU-sized runs fast; None keeps everything."""
 
     def __post_init__(self) -> None:
         if not self.pointwise and not self.pairwise:
@@ -132,6 +135,8 @@ class EvalConfig:
     samples: int = 1
     """Judgments per item; >1 reports the majority (self-consistency)."""
     max_new_tokens: int = 512
+    score_only: bool = False
+    """Judge with the score-only prompts (for judges trained without rationales)."""
 
 
 @dataclass

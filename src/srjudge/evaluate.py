@@ -600,8 +600,9 @@ class EvalResult:
     benchmarks: dict[str, BenchmarkResult]
 
     def summary(self) -> dict[str, dict[str, float]]:
-        """``{benchmark: {metric: value}}`` (for a stage's provenance)."""
-        return {b: {m: v.value for m, v in r.metrics.items()} for b, r in self.benchmarks.items()}
+        """``{benchmark: {metric: value}}`` (for a stage's provenance; NaN -> None)."""
+        out = {b: {m: v.value for m, v in r.metrics.items()} for b, r in self.benchmarks.items()}
+        return _nan_to_none(out)
 
     def to_dict(self) -> dict[str, Any]:
         return _nan_to_none(asdict(self))
@@ -710,12 +711,18 @@ def _notes(
 # evaluate
 
 
-def _as_judge(model_or_judge: str | Backend | Judge, backend: str, options: dict) -> Judge:
+def _as_judge(
+    model_or_judge: str | Backend | Judge, backend: str, options: dict, max_retries: int | None
+) -> Judge:
     if isinstance(model_or_judge, Judge):
-        return model_or_judge
-    if isinstance(model_or_judge, str):
-        return Judge.load(model_or_judge, backend=backend, **options)
-    return Judge(model_or_judge)
+        judge = model_or_judge
+    elif isinstance(model_or_judge, str):
+        judge = Judge.load(model_or_judge, backend=backend, **options)
+    else:
+        judge = Judge(model_or_judge)
+    if max_retries is not None:
+        judge.max_retries = max_retries
+    return judge
 
 
 def _check_settings(out_dir: Path, settings: dict[str, Any]) -> None:
@@ -766,6 +773,7 @@ def evaluate(
     backend: str = "transformers",
     backend_options: dict[str, Any] | None = None,
     model_label: str | None = None,
+    max_retries: int | None = None,
     n_boot: int = N_BOOT,
     progress: bool = False,
 ) -> EvalResult:
@@ -775,12 +783,13 @@ def evaluate(
     ``backend``. ``limit`` takes a stratified, seeded sample per benchmark. ``paths`` replaces
     a benchmark's default data (``{"in-domain": "heldout.jsonl"}``; in-domain overrides are
     srjudge JSONL, already held out). ``expected_score`` (default: when the backend reads
-    token probabilities) adds the expected-score variants. ``progress`` prints a line to
+    token probabilities) adds the expected-score variants. ``max_retries`` overrides the
+    judge's re-samples of unparseable judgments (``Judge``: 2). ``progress`` prints a line to
     stderr after each batch of items. See the module docstring.
     """
     out = Path(out_dir)
     names = resolve_benchmarks(benchmarks, mode)
-    judge = _as_judge(model_or_judge, backend, backend_options or {})
+    judge = _as_judge(model_or_judge, backend, backend_options or {}, max_retries)
     if expected_score is None:
         expected_score = isinstance(judge.backend, VerdictScorer)
     opts = JudgeOptions(samples, seed, max_new_tokens, expected_score)
@@ -794,6 +803,7 @@ def evaluate(
         "seed": seed,
         "limit": limit,
         "max_new_tokens": max_new_tokens,
+        "max_retries": judge.max_retries,
         "expected_score": expected_score,
         "allow_overlap": allow_overlap,
         "benchmarks": names,

@@ -418,10 +418,17 @@ class Judge:
 
     @classmethod
     def load(
-        cls, model: str = "smollm2-135m", backend: str = "transformers", **options: Any
+        cls,
+        model: str = "smollm2-135m",
+        backend: str = "transformers",
+        *,
+        max_retries: int = 2,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        **options: Any,
     ) -> Judge:
         """Build the backend with ``load_backend(backend, model, **options)``."""
-        return cls(load_backend(backend, model, **options))
+        backend_ = load_backend(backend, model, **options)
+        return cls(backend_, max_retries=max_retries, batch_size=batch_size)
 
     @staticmethod
     def params(

@@ -117,11 +117,24 @@ def stage_data(state: RunState, out: Path) -> dict[str, Any]:
     derived = []
     if cfg.derive_pairwise:
         derived = data.derive_pairwise(pointwise, min_gap=cfg.derive_min_gap, seed=state.cfg.seed)
+    n_before = len(pointwise) + len(pairwise) + len(derived)
+    pointwise, pairwise, derived = (_short(xs, cfg.max_prompt_chars) for xs in (pointwise, pairwise, derived))
+    too_long = n_before - len(pointwise) - len(pairwise) - len(derived)
     write_jsonl(out / "pointwise.jsonl", pointwise)
     write_jsonl(out / "pairwise.jsonl", pairwise + derived)
     write_jsonl(out / "heldout.jsonl", heldout)
     return {"counts": {"pointwise": len(pointwise), "pairwise": len(pairwise), "bad_rows": bad,
+                       "dropped_prompt_too_long": too_long,
                        "pairwise_derived": len(derived), "heldout": len(heldout)}}
+
+
+def _short(examples: list[Example], max_chars: int | None) -> list[Example]:
+    """Examples whose judge prompt (system + user text) has at most ``max_chars`` characters."""
+    if max_chars is None:
+        return examples
+    from srjudge.prompts import judge_prompt
+
+    return [ex for ex in examples if sum(len(m.content) for m in judge_prompt(ex)) <= max_chars]
 
 
 def _examples(state: RunState, kind: str) -> list[Example]:

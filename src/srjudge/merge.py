@@ -180,6 +180,8 @@ def linear_merge(model_a: str, model_b: str, out_dir: str | Path, *, weight: flo
     for p in (a, b):
         if not p.is_dir():
             raise MergeError(f"{p} is not a model directory")
+        if Path(out_dir).resolve() == p.resolve():
+            raise MergeError(f"out_dir {out_dir} is an input; write the merge elsewhere")
     config_a, config_b = _config(a), _config(b)
     _check_configs(config_a, config_b)
     _check_vocab(a, b)

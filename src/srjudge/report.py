@@ -486,7 +486,10 @@ def _notes(evals: list[ModelEval]) -> list[str]:
 def build_sections(
     evals: list[ModelEval], iterations: list[IterationRow], losses: dict
 ) -> list[Section]:
-    ci = "Values: point estimate [95% bootstrap CI]; '-' = not evaluated."
+    ci = (
+        "Values: point estimate [95% bootstrap CI]; '-' = not evaluated, or undefined "
+        "(e.g. no parsed scores)."
+    )
     sections = [
         Section("Pointwise judging (paper Table 2)", metric_table(evals, TABLE_POINTWISE), [ci]),
         Section("Pairwise judging (paper Table 3)", metric_table(evals, TABLE_PAIRWISE), [ci]),

@@ -288,6 +288,8 @@ def _fit(
 
 
 def _fingerprint(payload: dict[str, Any]) -> str:
+    """Identity of a run's inputs, for resuming; progress-bar display is not an input."""
+    payload = {**payload, "settings": {**payload["settings"], "disable_tqdm": None}}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 

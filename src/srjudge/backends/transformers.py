@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from transformers.cache_utils import DynamicLayer
+from transformers.cache_utils import DynamicCache, DynamicLayer
 
 from srjudge.backends import SamplingParams
 from srjudge.models import load_model_and_tokenizer, resolve_model
@@ -101,6 +101,11 @@ class _BufferLayer(DynamicLayer):
         self._expose()
         return self.keys, self.values
 
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        self._keys = self._keys.repeat_interleave(repeats, dim=0)
+        self._values = self._values.repeat_interleave(repeats, dim=0)
+        self._expose()
+
     def batch_select_indices(self, indices: torch.Tensor) -> None:
         self._keys = self._keys[indices]
         self._values = self._values[indices]
@@ -110,8 +115,6 @@ class _BufferLayer(DynamicLayer):
 def _expanded_cache(prefix, batch: int, extra: int):
     """A new cache holding ``batch`` copies of the batch-1 ``prefix`` plus room for ``extra``
     tokens; ``prefix`` itself is untouched, so it can seed several chunks."""
-    from transformers import DynamicCache
-
     cache = DynamicCache()
     if prefix.get_seq_length() == 0:
         return cache
@@ -136,8 +139,6 @@ def sample_shared_prefix(
     Returns token ids per sample, cut before the first stop token. ``batch_size`` caps how
     many samples decode together; larger ``n`` reuses the prefilled cache chunk by chunk.
     """
-    from transformers import DynamicCache
-
     prompt_ids = prompt_ids.to(model.device)
     prefix = DynamicCache(config=model.config)
     if prompt_ids.numel() > 1:
@@ -200,9 +201,7 @@ def sample_naive(
     if greedy:
         ids = ids.expand(settings.n, -1)
     sampling = (
-        {}
-        if greedy
-        else {"temperature": settings.temperature, "top_p": settings.top_p, "top_k": 0}
+        {} if greedy else {"temperature": settings.temperature, "top_p": settings.top_p, "top_k": 0}
     )
     output = model.generate(
         ids,
@@ -340,9 +339,7 @@ class TransformersBackend:
         ``prefix + option`` tokenizations share (e.g. prefix "... [RESULT] " and "1".."5").
         """
         text = self.prompt_text(prompt) + prefix
-        encoded = [
-            self.tokenizer(text + o, add_special_tokens=False).input_ids for o in options
-        ]
+        encoded = [self.tokenizer(text + o, add_special_tokens=False).input_ids for o in options]
         common = _common_prefix_length(encoded)
         option_ids = []
         for option, ids in zip(options, encoded, strict=True):

@@ -52,6 +52,12 @@ def eval_add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-new-tokens", type=int, default=512)
     parser.add_argument(
+        "--max-retries",
+        type=int,
+        default=2,
+        help="re-samples of an unparseable judgment (each costs a generation)",
+    )
+    parser.add_argument(
         "--path",
         action="append",
         metavar="BENCHMARK=PATH",
@@ -106,6 +112,7 @@ def eval_run(args: argparse.Namespace) -> int:
             train_examples=_train_examples(args),
             allow_overlap=args.allow_overlap,
             max_new_tokens=args.max_new_tokens,
+            max_retries=args.max_retries,
             backend=args.backend,
             backend_options=options,
             progress=True,

@@ -135,6 +135,8 @@ class EvalConfig:
     samples: int = 1
     """Judgments per item; >1 reports the majority (self-consistency)."""
     max_new_tokens: int = 512
+    max_retries: int = 1
+    """Re-samples of an unparseable judgment before it counts as a parse failure."""
     score_only: bool = False
     """Judge with the score-only prompts (for judges trained without rationales)."""
 

@@ -449,6 +449,8 @@ class JudgeOptions:
     seed: int = 0
     max_new_tokens: int = 512
     expected_score: bool = False
+    score_only: bool = False
+    """Judge with the score-only prompts (judges trained without rationales)."""
 
 
 def _grade_fields(g: Grade) -> Record:
@@ -472,6 +474,7 @@ def _grade(judge: Judge, examples: list[Example], opts: JudgeOptions) -> list[Gr
         seed=opts.seed,
         max_new_tokens=opts.max_new_tokens,
         expected_score=opts.expected_score,
+        score_only=opts.score_only,
     )
 
 
@@ -558,6 +561,7 @@ def _compare_records(judge: Judge, examples: list[Example], opts: JudgeOptions) 
         both_orders=True,
         seed=opts.seed,
         max_new_tokens=opts.max_new_tokens,
+        score_only=opts.score_only,
     )
     return [_comparison_record(ex, c) for ex, c in zip(examples, results, strict=True)]  # type: ignore[arg-type]
 
@@ -776,6 +780,7 @@ def evaluate(
     max_retries: int | None = None,
     n_boot: int = N_BOOT,
     progress: bool = False,
+    score_only: bool = False,
 ) -> EvalResult:
     """Judge ``benchmarks`` (``BENCHMARKS`` names) and write predictions and metrics.
 
@@ -792,7 +797,7 @@ def evaluate(
     judge = _as_judge(model_or_judge, backend, backend_options or {}, max_retries)
     if expected_score is None:
         expected_score = isinstance(judge.backend, VerdictScorer)
-    opts = JudgeOptions(samples, seed, max_new_tokens, expected_score)
+    opts = JudgeOptions(samples, seed, max_new_tokens, expected_score, score_only)
     label = model_label or (
         model_or_judge if isinstance(model_or_judge, str) else judge.backend.name
     )
@@ -805,6 +810,7 @@ def evaluate(
         "max_new_tokens": max_new_tokens,
         "max_retries": judge.max_retries,
         "expected_score": expected_score,
+        "score_only": score_only,
         "allow_overlap": allow_overlap,
         "benchmarks": names,
         "paths": _normal_paths(paths, mode),

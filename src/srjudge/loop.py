@@ -186,15 +186,21 @@ def _sample_stage(t: int, it: IterationConfig) -> Callable[[RunState, Path], dic
                                 top_p=it.sample.top_p, max_new_tokens=it.sample.max_new_tokens,
                                 seed=state.cfg.seed + 1000 * t)
         counts = sample_to_file(lambda: state.backend_factory(state.current_model), inputs,
-                                params, out / "judgments.jsonl", max_retries=it.sample.max_retries)
+                                params, out / "judgments.jsonl", max_retries=it.sample.max_retries,
+                                batch_size=sample_batch_size(state.cfg.backend))
         return {"model": state.current_model, "counts": counts, "params": to_dict(params)}
     return stage
 
 
 def sample_to_file(make_backend: Callable[[], Backend], inputs: list[Example],
-                   params: SamplingParams, path: Path, *, max_retries: int = 2) -> dict[str, Any]:
+                   params: SamplingParams, path: Path, *, max_retries: int = 2,
+                   batch_size: int = 1) -> dict[str, Any]:
     """N judgments per input appended to ``path`` (one line per input), skipping inputs
-    already there, so a killed run continues where it stopped. Returns counts over the file."""
+    already there, so a killed run continues where it stopped. Returns counts over the file.
+
+    ``batch_size`` inputs go to the backend at once: 1 suits the transformers backend (it
+    samples prompt by prompt anyway, and every input becomes a resume point); vLLM and
+    HTTP backends gain from larger batches."""
     from srjudge.judge import sample_judgments
     from srjudge.resume import ResumableJSONL
 
@@ -202,7 +208,8 @@ def sample_to_file(make_backend: Callable[[], Backend], inputs: list[Example],
         todo = [ex for ex in inputs if ex.id not in sink.done]
         if todo:  # the backend (a model load) only when there is work left
             for ex, judgments in sample_judgments(make_backend(), todo, params,
-                                                  max_retries=max_retries):
+                                                  max_retries=max_retries,
+                                                  batch_size=batch_size):
                 sink.append({"example_id": ex.id, "kind": ex.kind,
                              "judgments": [to_dict(j) for j in judgments]})
     judgments = [j for _, js in load_judgments(path) for j in js]
@@ -214,6 +221,10 @@ def sample_to_file(make_backend: Callable[[], Backend], inputs: list[Example],
         "retries": sum(j.attempts - 1 for j in judgments),
         "mean_rationale_chars": round(sum(len(j.rationale or "") for j in ok) / max(1, len(ok)), 1),
     }
+
+
+def sample_batch_size(backend: str) -> int:
+    return 1 if backend in ("transformers", "mock") else 32
 
 
 def load_judgments(path: Path) -> Iterator[tuple[str, list[Judgment]]]:
@@ -332,6 +343,7 @@ def _eval_stage(label: str) -> Callable[[RunState, Path], dict[str, Any]]:
             state.backend_factory(model), ev.benchmarks, limit=ev.limit, samples=ev.samples,
             out_dir=out, seed=state.cfg.seed, max_new_tokens=ev.max_new_tokens,
             paths={"in-domain": str(heldout)}, train_examples=train, model_label=label,
+            max_retries=ev.max_retries, score_only=ev.score_only,
         )
         return {"model": model, "label": label, "metrics": result.summary()}
     return stage

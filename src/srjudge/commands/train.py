@@ -125,7 +125,7 @@ def sample_run(args: argparse.Namespace) -> int:
     _setup_logging()
     from srjudge.backends import SamplingParams, load_backend
     from srjudge.config import SampleConfig
-    from srjudge.loop import sample_to_file, select_inputs
+    from srjudge.loop import sample_batch_size, sample_to_file, select_inputs
     from srjudge.records import load_examples, write_jsonl
 
     examples = load_examples(args.input)

@@ -38,8 +38,11 @@ def test_base_inheritance_merges_mappings(tmp_path):
     (tmp_path / "a.yaml").write_text("name: a\nseed: 1\ndata: {heldout_fraction: 0.1}\n")
     (tmp_path / "b.yaml").write_text("base: a.yaml\nname: b\ndata: {derive_pairwise: true}\n")
     raw = read_config_dict(tmp_path / "b.yaml")
-    assert raw == {"name": "b", "seed": 1,
-                   "data": {"heldout_fraction": 0.1, "derive_pairwise": True}}
+    assert raw == {
+        "name": "b",
+        "seed": 1,
+        "data": {"heldout_fraction": 0.1, "derive_pairwise": True},
+    }
 
 
 @pytest.mark.parametrize(

@@ -25,8 +25,15 @@ from srjudge.config import config_from_dict
 from srjudge.loop import plan, run
 from srjudge.records import read_jsonl
 
-TINY_TRAIN = {"num_train_epochs": 1, "learning_rate": 1e-3, "max_length": 3072,
-              "per_device_train_batch_size": 2, "gradient_accumulation_steps": 1, "logging_steps": 1, "disable_tqdm": True}
+TINY_TRAIN = {
+    "num_train_epochs": 1,
+    "learning_rate": 1e-3,
+    "max_length": 3072,
+    "per_device_train_batch_size": 2,
+    "gradient_accumulation_steps": 1,
+    "logging_steps": 1,
+    "disable_tqdm": True,
+}
 
 
 def _config(run_dir: Path, tiny_model_dir: str, **extra) -> dict:
@@ -47,8 +54,12 @@ def _config(run_dir: Path, tiny_model_dir: str, **extra) -> dict:
         "sft_pointwise": {"max_examples": 2, "settings": TINY_TRAIN},
         "sft_pairwise": {"max_examples": 2, "settings": TINY_TRAIN},
         "iterations": [iteration, iteration],
-        "eval": {"benchmarks": ["in-domain"], "models": ["sft", "final"], "limit": 3,
-                 "max_new_tokens": 16},
+        "eval": {
+            "benchmarks": ["in-domain"],
+            "models": ["sft", "final"],
+            "limit": 3,
+            "max_new_tokens": 16,
+        },
         **extra,
     }
 
@@ -79,8 +90,11 @@ def test_whole_loop_trains_every_parameter(tmp_path, tiny_model_dir):
     for stage in ("sft_pointwise", "sft_pairwise", "iter1_dpo", "iter2_dpo"):
         rec = state.outputs[stage]
         assert rec.get("trained", True), f"{stage} did not train: {rec}"
-        before = seed if stage.startswith("sft") else _weights(
-            state.outputs["merge" if stage == "iter1_dpo" else "iter1_dpo"]["model"])
+        before = (
+            seed
+            if stage.startswith("sft")
+            else _weights(state.outputs["merge" if stage == "iter1_dpo" else "iter1_dpo"]["model"])
+        )
         after = _weights(rec["model"])
         unchanged = [k for k in before if torch.equal(before[k], after[k])]
         assert not unchanged, f"{stage}: parameters not changed by training: {unchanged}"
@@ -88,11 +102,21 @@ def test_whole_loop_trains_every_parameter(tmp_path, tiny_model_dir):
         assert any("loss" in row for row in log), f"{stage}: no loss logged"
 
     for t in (1, 2):
-        pairs = list(read_jsonl(tmp_path / "run" / "stages" / state.outputs[f"iter{t}_curate"]["dir"] / "pairs.jsonl"))
+        pairs = list(
+            read_jsonl(
+                tmp_path
+                / "run"
+                / "stages"
+                / state.outputs[f"iter{t}_curate"]["dir"]
+                / "pairs.jsonl"
+            )
+        )
         assert pairs and all(p["strategy"] == "correct_answer" for p in pairs)
     assert state.outputs["iter2_dpo"]["ref_model"] == state.outputs["iter1_dpo"]["model"]
     for stage in names:
-        stage_json = json.loads((tmp_path / "run/stages" / state.outputs[stage]["dir"] / "stage.json").read_text())
+        stage_json = json.loads(
+            (tmp_path / "run/stages" / state.outputs[stage]["dir"] / "stage.json").read_text()
+        )
         assert {"seconds", "templates", "versions", "seed"} <= set(stage_json)
     assert (tmp_path / "run" / "report.html").exists()
 
@@ -119,8 +143,12 @@ def test_kill_during_sampling_then_resume(tmp_path, tiny_model_dir):
 
     raw = _config(tmp_path / "run", tiny_model_dir)
     raw["sft_pointwise"]["enabled"] = raw["sft_pairwise"]["enabled"] = False
-    raw["iterations"] = [{"sample": {"count": 30, "n": 2, "max_new_tokens": 48},
-                          "curation": {"strategy": "correct_answer", "margin": 1}}]
+    raw["iterations"] = [
+        {
+            "sample": {"count": 30, "n": 2, "max_new_tokens": 48},
+            "curation": {"strategy": "correct_answer", "margin": 1},
+        }
+    ]
     raw["eval"]["benchmarks"] = []
     cfg_path = tmp_path / "cfg.yaml"
     cfg_path.write_text(yaml.safe_dump(raw))

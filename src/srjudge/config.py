@@ -34,7 +34,7 @@ class DataSource:
 @dataclass
 class DataConfig:
     pointwise: list[DataSource] = field(default_factory=list)
-    """Pointwise training sources (gold score + gold rationale used by SFT; gold score by curation)."""
+    """Pointwise training sources (SFT uses gold score and rationale; curation the score)."""
     pairwise: list[DataSource] = field(default_factory=list)
     """Pairwise training sources (gold preference + rationale)."""
     derive_pairwise: bool = False
@@ -119,8 +119,10 @@ class IterationConfig:
 
     def __post_init__(self) -> None:
         if self.method == "best_of_n_sft" and self.curation.strategy != "correct_answer":
-            raise ValueError("method best_of_n_sft selects judgments by the gold answer: "
-                             "use curation.strategy: correct_answer")
+            raise ValueError(
+                "method best_of_n_sft selects judgments by the gold answer: "
+                "use curation.strategy: correct_answer"
+            )
 
 
 @dataclass
@@ -128,7 +130,8 @@ class EvalConfig:
     benchmarks: list[str] = field(default_factory=list)
     """Names in ``srjudge.evaluate.BENCHMARKS``; 'in-domain' uses the held-out split."""
     models: list[Literal["seed", "sft", "iterations", "final"]] = field(
-        default_factory=lambda: ["seed", "sft", "iterations"])
+        default_factory=lambda: ["seed", "sft", "iterations"]
+    )
     """Which models of the run to evaluate."""
     limit: int | None = None
     """Items per benchmark (stratified sample); None = all."""
@@ -171,16 +174,20 @@ class RunConfig:
             raise ValueError("sft_pointwise is enabled but data.pointwise is empty")
         has_pairwise = bool(self.data.pairwise) or self.data.derive_pairwise
         if self.sft_pairwise.enabled and not has_pairwise:
-            raise ValueError("sft_pairwise is enabled but there is no pairwise data "
-                             "(data.pairwise or data.derive_pairwise)")
+            raise ValueError(
+                "sft_pairwise is enabled but there is no pairwise data "
+                "(data.pairwise or data.derive_pairwise)"
+            )
         if "in-domain" in self.eval.benchmarks and self.data.heldout_fraction == 0:
             raise ValueError("eval benchmark 'in-domain' needs data.heldout_fraction > 0")
         for i, it in enumerate(self.iterations):
             if "pairwise" in it.sample.modes and not has_pairwise:
                 raise ValueError(f"iterations[{i}] samples pairwise inputs but there are none")
             if it.curation.strategy not in STRATEGIES:
-                raise ValueError(f"iterations[{i}].curation.strategy: unknown "
-                                 f"{it.curation.strategy!r}; choose from {sorted(STRATEGIES)}")
+                raise ValueError(
+                    f"iterations[{i}].curation.strategy: unknown "
+                    f"{it.curation.strategy!r}; choose from {sorted(STRATEGIES)}"
+                )
 
     @property
     def directory(self) -> Path:
@@ -235,7 +242,9 @@ def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     """
     out = dict(base)
     for k, v in top.items():
-        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        out[k] = (
+            deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        )
     return out
 
 

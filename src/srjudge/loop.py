@@ -45,8 +45,6 @@ from srjudge.config import DataSource, IterationConfig, RunConfig, SampleConfig,
 from srjudge.records import (
     Example,
     Judgment,
-    PairwiseExample,
-    PointwiseExample,
     example_from_dict,
     judgment_from_dict,
     pair_from_dict,
@@ -89,13 +87,28 @@ def load_source(src: DataSource, quarantine: Path | None = None) -> tuple[list[E
     the number of bad rows, which are logged with file, line and field and quarantined."""
     from srjudge import data
 
-    path = data.bundled_path(src.path.removeprefix("bundled:")) if src.path.startswith("bundled:") else src.path
+    path = (
+        data.bundled_path(src.path.removeprefix("bundled:"))
+        if src.path.startswith("bundled:")
+        else src.path
+    )
     result = data.load(path, src.format)
     for err in result.errors:
         log.warning("skipped bad row %s", err)
     if result.errors and quarantine is not None:
-        write_jsonl(quarantine, [{"file": e.file, "line": e.line, "field": e.field,
-                                  "message": e.message, "raw": e.raw} for e in result.errors])
+        write_jsonl(
+            quarantine,
+            [
+                {
+                    "file": e.file,
+                    "line": e.line,
+                    "field": e.field,
+                    "message": e.message,
+                    "raw": e.raw,
+                }
+                for e in result.errors
+            ],
+        )
     examples = result.examples[: src.limit] if src.limit is not None else result.examples
     return examples, len(result.errors)
 
@@ -118,14 +131,23 @@ def stage_data(state: RunState, out: Path) -> dict[str, Any]:
     if cfg.derive_pairwise:
         derived = data.derive_pairwise(pointwise, min_gap=cfg.derive_min_gap, seed=state.cfg.seed)
     n_before = len(pointwise) + len(pairwise) + len(derived)
-    pointwise, pairwise, derived = (_short(xs, cfg.max_prompt_chars) for xs in (pointwise, pairwise, derived))
+    pointwise, pairwise, derived = (
+        _short(xs, cfg.max_prompt_chars) for xs in (pointwise, pairwise, derived)
+    )
     too_long = n_before - len(pointwise) - len(pairwise) - len(derived)
     write_jsonl(out / "pointwise.jsonl", pointwise)
     write_jsonl(out / "pairwise.jsonl", pairwise + derived)
     write_jsonl(out / "heldout.jsonl", heldout)
-    return {"counts": {"pointwise": len(pointwise), "pairwise": len(pairwise), "bad_rows": bad,
-                       "dropped_prompt_too_long": too_long,
-                       "pairwise_derived": len(derived), "heldout": len(heldout)}}
+    return {
+        "counts": {
+            "pointwise": len(pointwise),
+            "pairwise": len(pairwise),
+            "bad_rows": bad,
+            "dropped_prompt_too_long": too_long,
+            "pairwise_derived": len(derived),
+            "heldout": len(heldout),
+        }
+    }
 
 
 def _short(examples: list[Example], max_chars: int | None) -> list[Example]:
@@ -154,10 +176,19 @@ def _sft_stage(kind: str) -> Callable[[RunState, Path], dict[str, Any]]:
 
         stage_cfg = getattr(state.cfg, f"sft_{kind}")
         examples = _cap(_examples(state, kind), stage_cfg.max_examples, state.cfg.seed)
-        result = run_sft(state.cfg.model, examples, out / "model", stage_cfg.settings,
-                         score_only=stage_cfg.score_only)
-        return {"model": str(out / "model"), "input_model": state.cfg.model,
-                "counts": result.counts}
+        result = run_sft(
+            state.cfg.model,
+            examples,
+            out / "model",
+            stage_cfg.settings,
+            score_only=stage_cfg.score_only,
+        )
+        return {
+            "model": str(out / "model"),
+            "input_model": state.cfg.model,
+            "counts": result.counts,
+        }
+
     return stage
 
 
@@ -182,19 +213,35 @@ def _sample_stage(t: int, it: IterationConfig) -> Callable[[RunState, Path], dic
         pool = [ex for kind in it.sample.modes for ex in _examples(state, kind)]
         inputs = select_inputs(pool, it.sample, state.cfg.seed + t)
         write_jsonl(out / "inputs.jsonl", inputs)
-        params = SamplingParams(n=it.sample.n, temperature=it.sample.temperature,
-                                top_p=it.sample.top_p, max_new_tokens=it.sample.max_new_tokens,
-                                seed=state.cfg.seed + 1000 * t)
-        counts = sample_to_file(lambda: state.backend_factory(state.current_model), inputs,
-                                params, out / "judgments.jsonl", max_retries=it.sample.max_retries,
-                                batch_size=sample_batch_size(state.cfg.backend))
+        params = SamplingParams(
+            n=it.sample.n,
+            temperature=it.sample.temperature,
+            top_p=it.sample.top_p,
+            max_new_tokens=it.sample.max_new_tokens,
+            seed=state.cfg.seed + 1000 * t,
+        )
+        counts = sample_to_file(
+            lambda: state.backend_factory(state.current_model),
+            inputs,
+            params,
+            out / "judgments.jsonl",
+            max_retries=it.sample.max_retries,
+            batch_size=sample_batch_size(state.cfg.backend),
+        )
         return {"model": state.current_model, "counts": counts, "params": to_dict(params)}
+
     return stage
 
 
-def sample_to_file(make_backend: Callable[[], Backend], inputs: list[Example],
-                   params: SamplingParams, path: Path, *, max_retries: int = 2,
-                   batch_size: int = 1) -> dict[str, Any]:
+def sample_to_file(
+    make_backend: Callable[[], Backend],
+    inputs: list[Example],
+    params: SamplingParams,
+    path: Path,
+    *,
+    max_retries: int = 2,
+    batch_size: int = 1,
+) -> dict[str, Any]:
     """N judgments per input appended to ``path`` (one line per input), skipping inputs
     already there, so a killed run continues where it stopped. Returns counts over the file.
 
@@ -207,11 +254,16 @@ def sample_to_file(make_backend: Callable[[], Backend], inputs: list[Example],
     with ResumableJSONL(path, key="example_id") as sink:
         todo = [ex for ex in inputs if ex.id not in sink.done]
         if todo:  # the backend (a model load) only when there is work left
-            for ex, judgments in sample_judgments(make_backend(), todo, params,
-                                                  max_retries=max_retries,
-                                                  batch_size=batch_size):
-                sink.append({"example_id": ex.id, "kind": ex.kind,
-                             "judgments": [to_dict(j) for j in judgments]})
+            for ex, judgments in sample_judgments(
+                make_backend(), todo, params, max_retries=max_retries, batch_size=batch_size
+            ):
+                sink.append(
+                    {
+                        "example_id": ex.id,
+                        "kind": ex.kind,
+                        "judgments": [to_dict(j) for j in judgments],
+                    }
+                )
     judgments = [j for _, js in load_judgments(path) for j in js]
     ok = [j for j in judgments if j.ok]
     return {
@@ -232,7 +284,9 @@ def load_judgments(path: Path) -> Iterator[tuple[str, list[Judgment]]]:
         yield row["example_id"], [judgment_from_dict(j) for j in row["judgments"]]
 
 
-def _curate_stage(t: int, it: IterationConfig, sample_name: str) -> Callable[[RunState, Path], dict[str, Any]]:
+def _curate_stage(
+    t: int, it: IterationConfig, sample_name: str
+) -> Callable[[RunState, Path], dict[str, Any]]:
     def stage(state: RunState, out: Path) -> dict[str, Any]:
         from srjudge.curate import curate_all
 
@@ -243,13 +297,22 @@ def _curate_stage(t: int, it: IterationConfig, sample_name: str) -> Callable[[Ru
         items = [(examples[i], judged[i], extras.get(i, {})) for i in examples if i in judged]
         pairs, stats = curate_all(items, it.curation)
         write_jsonl(out / "pairs.jsonl", pairs)
-        return {"counts": to_dict(stats), "strategy": it.curation.strategy,
-                "curation": to_dict(it.curation)}
+        return {
+            "counts": to_dict(stats),
+            "strategy": it.curation.strategy,
+            "curation": to_dict(it.curation),
+        }
+
     return stage
 
 
-def _meta_judge_extras(state: RunState, it: IterationConfig, examples: dict[str, Example],
-                       judged: dict[str, list[Judgment]], out: Path) -> dict[str, dict[str, Any]]:
+def _meta_judge_extras(
+    state: RunState,
+    it: IterationConfig,
+    examples: dict[str, Example],
+    judged: dict[str, list[Judgment]],
+    out: Path,
+) -> dict[str, dict[str, Any]]:
     """Model calls some strategies need before the pure curation: meta-judge ratings (A.1.4),
     best/worst rationale (A.1.6), low-quality rationales (A.1.5). Appended per input, resumable."""
     from srjudge import metajudge
@@ -258,8 +321,9 @@ def _meta_judge_extras(state: RunState, it: IterationConfig, examples: dict[str,
     strategy = it.curation.strategy
     if strategy not in ("meta_judge", "rationale_meta", "preference_reversal"):
         return {}
-    params = SamplingParams(n=1, temperature=0.0, max_new_tokens=it.sample.max_new_tokens,
-                            seed=state.cfg.seed)
+    params = SamplingParams(
+        n=1, temperature=0.0, max_new_tokens=it.sample.max_new_tokens, seed=state.cfg.seed
+    )
     extras: dict[str, dict[str, Any]] = {}
     with ResumableJSONL(out / "meta.jsonl", key="example_id") as sink:
         backend = None
@@ -286,7 +350,9 @@ def _meta_judge_extras(state: RunState, it: IterationConfig, examples: dict[str,
     return extras
 
 
-def _train_stage(t: int, it: IterationConfig, curate_name: str, sample_name: str) -> Callable[[RunState, Path], dict[str, Any]]:
+def _train_stage(
+    t: int, it: IterationConfig, curate_name: str, sample_name: str
+) -> Callable[[RunState, Path], dict[str, Any]]:
     def stage(state: RunState, out: Path) -> dict[str, Any]:
         if it.method == "best_of_n_sft":
             return _best_of_n(state, it, sample_name, out)
@@ -296,13 +362,25 @@ def _train_stage(t: int, it: IterationConfig, curate_name: str, sample_name: str
         pairs = [pair_from_dict(d) for d in read_jsonl(curate_dir / "pairs.jsonl")]
         if not pairs:
             # Nothing to learn from: J_t carries over unchanged, and says so loudly.
-            log.warning("iteration %d: curation kept no pairs; J_%d = J_%d (not trained)", t, t, t - 1)
-            return {"model": state.current_model, "trained": False,
-                    "reason": "no preference pairs", "counts": {"pairs": 0}}
+            log.warning(
+                "iteration %d: curation kept no pairs; J_%d = J_%d (not trained)", t, t, t - 1
+            )
+            return {
+                "model": state.current_model,
+                "trained": False,
+                "reason": "no preference pairs",
+                "counts": {"pairs": 0},
+            }
         ref = state.sft_model if state.cfg.reference == "sft" else state.current_model
         result = run_dpo(state.current_model, pairs, out / "model", it.dpo, ref_model=ref)
-        return {"model": str(out / "model"), "input_model": state.current_model,
-                "ref_model": ref, "trained": True, "counts": result.counts}
+        return {
+            "model": str(out / "model"),
+            "input_model": state.current_model,
+            "ref_model": ref,
+            "trained": True,
+            "counts": result.counts,
+        }
+
     return stage
 
 
@@ -322,8 +400,12 @@ def _best_of_n(state: RunState, it: IterationConfig, sample_name: str, out: Path
                 seen.add(j.rationale)
                 rows.append(_with_rationale(ex, j, len(seen)))
     result = run_sft(state.current_model, rows, out / "model", it.sft)
-    return {"model": str(out / "model"), "input_model": state.current_model, "trained": True,
-            "counts": {"best_of_n_examples": len(rows), **result.counts}}
+    return {
+        "model": str(out / "model"),
+        "input_model": state.current_model,
+        "trained": True,
+        "counts": {"best_of_n_examples": len(rows), **result.counts},
+    }
 
 
 def _with_rationale(ex: Example, j: Judgment, k: int) -> Example:
@@ -340,12 +422,21 @@ def _eval_stage(label: str) -> Callable[[RunState, Path], dict[str, Any]]:
         heldout = state.run_dir / "stages" / state.outputs["data"]["dir"] / "heldout.jsonl"
         train = [*_examples(state, "pointwise"), *_examples(state, "pairwise")]
         result = evaluate(
-            state.backend_factory(model), ev.benchmarks, limit=ev.limit, samples=ev.samples,
-            out_dir=out, seed=state.cfg.seed, max_new_tokens=ev.max_new_tokens,
-            paths={"in-domain": str(heldout)}, train_examples=train, model_label=label,
-            max_retries=ev.max_retries, score_only=ev.score_only,
+            state.backend_factory(model),
+            ev.benchmarks,
+            limit=ev.limit,
+            samples=ev.samples,
+            out_dir=out,
+            seed=state.cfg.seed,
+            max_new_tokens=ev.max_new_tokens,
+            paths={"in-domain": str(heldout)},
+            train_examples=train,
+            model_label=label,
+            max_retries=ev.max_retries,
+            score_only=ev.score_only,
         )
         return {"model": model, "label": label, "metrics": result.summary()}
+
     return stage
 
 
@@ -423,10 +514,13 @@ def _check_config(cfg: RunConfig, run_dir: Path, allow_change: bool) -> None:
     if path.exists():
         before = yaml.safe_load(path.read_text())
         if before != resolved and not allow_change:
-            changed = sorted(k for k in set(before) | set(resolved) if before.get(k) != resolved.get(k))
+            changed = sorted(
+                k for k in set(before) | set(resolved) if before.get(k) != resolved.get(k)
+            )
             raise ValueError(
                 f"{path} exists with a different config (changed: {', '.join(changed)}). "
-                "Use a new run_dir, or --allow-config-change to resume anyway.")
+                "Use a new run_dir, or --allow-config-change to resume anyway."
+            )
     run_dir.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(resolved, sort_keys=False))
 
@@ -441,8 +535,12 @@ def default_backend_factory(cfg: RunConfig) -> BackendFactory:
     return lambda model: load_backend(cfg.backend, model)
 
 
-def run(cfg: RunConfig, *, backend_factory: BackendFactory | None = None,
-        allow_config_change: bool = False) -> RunState:
+def run(
+    cfg: RunConfig,
+    *,
+    backend_factory: BackendFactory | None = None,
+    allow_config_change: bool = False,
+) -> RunState:
     """Run (or resume) every stage of ``cfg``; returns the state with each stage's outputs."""
     run_dir = cfg.directory
     _check_config(cfg, run_dir, allow_config_change)
@@ -460,10 +558,14 @@ def run(cfg: RunConfig, *, backend_factory: BackendFactory | None = None,
             d.mkdir(parents=True, exist_ok=True)
             log.info("stage %s: running in %s", stage.name, d)
             started = time.time()
-            record = {"stage": stage.name, "dir": d.name, "seed": cfg.seed,
-                      **stage.fn(state, d)}
-            record.update(started=started, seconds=round(time.time() - started, 2),
-                          templates=templates, versions=_versions(), host=platform.node())
+            record = {"stage": stage.name, "dir": d.name, "seed": cfg.seed, **stage.fn(state, d)}
+            record.update(
+                started=started,
+                seconds=round(time.time() - started, 2),
+                templates=templates,
+                versions=_versions(),
+                host=platform.node(),
+            )
             _write_json_atomic(done, record)
         record["dir"] = d.name
         state.outputs[stage.name] = record

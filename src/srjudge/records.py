@@ -194,7 +194,9 @@ def rubric_from_dict(value: Any, name: str = "rubric") -> Rubric:
     if not isinstance(descs, list):
         raise RecordError(name + ".score_descriptions", "expected a list of 5 strings")
     if len(descs) != 5:
-        raise RecordError(name + ".score_descriptions", f"expected 5 descriptions, got {len(descs)}")
+        raise RecordError(
+            name + ".score_descriptions", f"expected 5 descriptions, got {len(descs)}"
+        )
     checked = tuple(_str(d, f"{name}.score_descriptions[{i}]") for i, d in enumerate(descs))
     return Rubric(criteria, checked)  # type: ignore[arg-type]
 
@@ -212,7 +214,7 @@ def check_preference(value: Any, name: str) -> Preference:
         return value
     if value in ("1", "2"):
         return int(value)  # type: ignore[return-value]
-    raise RecordError(name, f"expected 1, 2 or \"tie\", got {value!r}")
+    raise RecordError(name, f'expected 1, 2 or "tie", got {value!r}')
 
 
 def _meta(d: dict[str, Any]) -> dict[str, Any]:

@@ -5,7 +5,8 @@ Each stage verb runs one stage on explicit inputs through the same functions the
     srjudge sft --model smollm2-135m --data train.jsonl --out runs/x/sft_pointwise
     srjudge merge runs/x/sft_pointwise runs/x/sft_pairwise --out runs/x/j_sft --weight 0.5
     srjudge sample --model runs/x/j_sft --input train.jsonl --count 100 --n 10 --out j.jsonl
-    srjudge curate --inputs train.jsonl --judgments j.jsonl --strategy correct_answer --margin 2 --out pairs.jsonl
+    srjudge curate --inputs train.jsonl --judgments j.jsonl --strategy correct_answer \
+        --margin 2 --out pairs.jsonl
     srjudge dpo --model runs/x/j_sft --pairs pairs.jsonl --ref runs/x/j_sft --out runs/x/j1
     srjudge run configs/demo.yaml iterations.0.dpo.beta=0.05
     srjudge demo
@@ -148,6 +149,7 @@ def sample_run(args: argparse.Namespace) -> int:
         params,
         out,
         max_retries=args.max_retries,
+        batch_size=sample_batch_size(args.backend),
     )
     print(json.dumps(counts, indent=2))
     print(f"judgments: {out}\ninputs: {out.with_suffix('.inputs.jsonl')}")

@@ -288,9 +288,14 @@ def _run_and_summarise(cfg, allow_config_change: bool = False) -> int:
 def summary_text(state, seconds: float) -> str:
     lines = [f"\nrun '{state.cfg.name}' finished in {seconds / 60:.1f} min: {state.run_dir}"]
     for name, rec in state.outputs.items():
-        produced = name.startswith("sft_") or name == "merge" or name.endswith(("_dpo", "_sft"))
+        trained_here = name.startswith("sft_") or name == "merge" or name.startswith("iter")
+        produced = trained_here and name.endswith(
+            ("_pointwise", "_pairwise", "merge", "_dpo", "_sft")
+        )
         what = rec.get("model", "") if produced else ""
-        counts = rec.get("counts") or rec.get("metrics") or {}
+        if what and rec.get("trained") is False:
+            what += f"  (NOT trained: {rec.get('reason')}; the previous judge carried over)"
+        counts = rec.get("counts") or _flat_metrics(rec.get("metrics") or {})
         brief = ", ".join(
             f"{k}={v}" for k, v in list(counts.items())[:6] if not isinstance(v, dict)
         )
@@ -301,6 +306,15 @@ def summary_text(state, seconds: float) -> str:
         if (state.run_dir / f).exists():
             lines.append(f"  {f}: {state.run_dir / f}")
     return "\n".join(lines)
+
+
+def _flat_metrics(summary: dict) -> dict:
+    """``{bench: {metric: value}}`` -> ``{bench.metric: value}`` for the one-line summary."""
+    out = {}
+    for bench, metrics in summary.items():
+        for k, v in metrics.items() if isinstance(metrics, dict) else []:
+            out[f"{bench}.{k}"] = v if not isinstance(v, float) else round(v, 3)
+    return out
 
 
 def demo_add_arguments(p: argparse.ArgumentParser) -> None:

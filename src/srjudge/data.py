@@ -823,13 +823,14 @@ def validate_file(
     if good_out is not None:
         write_jsonl(good_out, result.examples)
     if quarantine_out is not None:
-        write_jsonl(quarantine_out, (_quarantine_line(e) for e in result.errors))
+        write_jsonl(quarantine_out, (quarantine_record(e) for e in result.errors))
     return ValidationReport(
         str(path), fmt, result.rows, len(result.examples), result.errors, result.flags
     )
 
 
-def _quarantine_line(error: RowError) -> dict[str, Any]:
+def quarantine_record(error: RowError) -> dict[str, Any]:
+    """One quarantine-file line for a bad row: file, line, field, error and the raw text."""
     return {
         "file": error.file,
         "line": error.line,

@@ -96,19 +96,7 @@ def load_source(src: DataSource, quarantine: Path | None = None) -> tuple[list[E
     for err in result.errors:
         log.warning("skipped bad row %s", err)
     if result.errors and quarantine is not None:
-        write_jsonl(
-            quarantine,
-            [
-                {
-                    "file": e.file,
-                    "line": e.line,
-                    "field": e.field,
-                    "message": e.message,
-                    "raw": e.raw,
-                }
-                for e in result.errors
-            ],
-        )
+        write_jsonl(quarantine, [data.quarantine_record(e) for e in result.errors])
     examples = result.examples[: src.limit] if src.limit is not None else result.examples
     return examples, len(result.errors)
 

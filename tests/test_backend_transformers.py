@@ -10,7 +10,11 @@ import pytest
 import torch
 
 from srjudge.backends import Backend, SamplingParams, VerdictScorer, load_backend
-from srjudge.backends.transformers import TransformersBackend
+from srjudge.backends.transformers import (
+    TransformersBackend,
+    _prompt_seed,
+    sample_shared_prefix,
+)
 from srjudge.records import Message
 
 PROMPTS = [
@@ -66,6 +70,62 @@ def test_chunked_batches_match(backend, tiny_model_dir):
     chunked = TransformersBackend(tiny_model_dir, device="cpu", batch_size=2)
     params = SamplingParams(n=5, temperature=0, max_new_tokens=12)
     assert chunked.generate_ids(PROMPTS, params) == backend.generate_ids(PROMPTS, params)
+
+
+def _one_at_a_time(backend, prompts, params):
+    """Each prompt decoded alone by ``sample_shared_prefix`` with the generator the backend
+    gives it at its index: what the packed path must reproduce."""
+    settings = backend._settings(params)
+    out = []
+    for index, prompt in enumerate(prompts):
+        seed = _prompt_seed(params.seed, index)
+        generator = torch.Generator().manual_seed(seed)
+        ids = backend.prompt_ids(prompt)
+        out.append(sample_shared_prefix(backend.model, ids, settings, generator=generator,
+                                        batch_size=backend.batch_size))  # fmt: skip
+    return out
+
+
+# prompts of different lengths, so packed rows are left-padded by different amounts
+PACKED = [*PROMPTS, [Message("user", "Short.")], [Message("user", "A longer question " * 9)]]
+
+
+@pytest.mark.parametrize("batch_size", [2, 4, 16])
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_packed_prompts_decode_as_if_alone(tiny_model_dir, batch_size, temperature):
+    """Several prompts share decode steps (left-padded, masked, own positions and own
+    generator); each prompt's samples equal those it gets decoded alone."""
+    packed = TransformersBackend(tiny_model_dir, device="cpu", batch_size=batch_size)
+    params = SamplingParams(n=3, temperature=temperature, max_new_tokens=10, seed=3)
+    got = packed.generate_ids(PACKED, params)
+    assert [len(s) for s in got] == [3] * len(PACKED)
+    assert got == _one_at_a_time(packed, PACKED, params)
+
+
+def test_packed_rows_finish_independently(backend):
+    """A row that stops leaves the batch; the others continue with the right positions."""
+    end = backend.tokenizer.convert_tokens_to_ids("<|im_end|>")
+    calls = {"n": 0}
+
+    def stop_first_row_once(module, inputs, logits):
+        if logits.shape[0] == 1:  # a prompt's prefill (batch 1), not a packed decode step
+            return logits
+        calls["n"] += 1
+        if calls["n"] == 3:  # third decode step: row 0 ends
+            logits = logits.clone()
+            logits[0, -1, end] = 1e4
+        return logits
+
+    params = SamplingParams(n=1, temperature=0, max_new_tokens=6)
+    expected = backend.generate_ids(PACKED, params)
+    hook = backend.model.lm_head.register_forward_hook(stop_first_row_once)
+    try:
+        got = backend.generate_ids(PACKED, params)
+    finally:
+        hook.remove()
+    assert calls["n"] > 3
+    assert got[0] == [expected[0][0][:2]]
+    assert got[1:] == expected[1:]
 
 
 def test_sampling_is_seeded(backend):

@@ -39,7 +39,10 @@ def pair_of_models(tiny_model_dir, tmp_path_factory) -> tuple[str, str]:
 
 
 def _weights(path: str | Path) -> dict[str, torch.Tensor]:
-    return load_file(Path(path) / "model.safetensors")
+    weights: dict[str, torch.Tensor] = {}
+    for file in sorted(Path(path).glob("*.safetensors")):  # mergekit may shard
+        weights.update(load_file(file))
+    return weights
 
 
 @pytest.mark.parametrize("weight, expect", [(1.0, "a"), (0.0, "b")])
@@ -68,6 +71,7 @@ def test_half_is_elementwise_mean_and_loads(pair_of_models, tmp_path):
 
     prov = json.loads((out / PROVENANCE_FILE).read_text())
     assert prov["weight"] == 0.5 and prov["method"] == "linear"
+    assert prov["engine"].startswith("mergekit ")
     assert len(prov["model_a"]["sha256"]["model.safetensors"]) == 64
     assert (out / "tokenizer.json").is_file() and not (out / "srjudge_model.json").exists()
 

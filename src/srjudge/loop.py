@@ -264,6 +264,8 @@ def sample_to_file(
 
 
 def sample_batch_size(backend: str) -> int:
+    """Inputs per backend call (and per resume step) in the sampling stage. Transformers: one
+    input, whose N samples fill a decode batch by themselves at the paper's N=10."""
     return 1 if backend in ("transformers", "mock") else 32
 
 

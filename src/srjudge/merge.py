@@ -3,36 +3,40 @@
     from srjudge.merge import linear_merge
     linear_merge("runs/x/sft_pointwise", "runs/x/sft_pairwise", "runs/x/j_sft", weight=0.5)
 
-``out = weight * A + (1 - weight) * B`` for every floating-point tensor of the safetensors state
-dicts, computed in float32 and stored in A's dtype (so ``weight=1.0`` reproduces A and ``0.0``
-reproduces B bit for bit); integer buffers must be equal and are copied. A's config, generation
-config and tokenizer are copied, so the result loads with plain
-``AutoModelForCausalLM.from_pretrained``. ``srjudge_merge.json`` (written last) records the
-inputs, the weight, the sha256 of each input's weight files and the time.
+``out = weight * A + (1 - weight) * B`` for every tensor, computed by mergekit's ``linear``
+method (``normalize: false``) and stored in A's dtype (``weight=1.0`` reproduces A and ``0.0``
+reproduces B bit for bit: tested). A's config, generation config, tokenizer and chat template
+are copied, so the result loads with plain ``AutoModelForCausalLM.from_pretrained``; mergekit
+adds its ``mergekit_config.yml`` and a model card. ``srjudge_merge.json`` (written last)
+records the inputs, the weight, the sha256 of each input's weight files, the mergekit version
+and the time.
 
-Refused with ``MergeError`` before anything is written: different architectures (config
-``model_type`` or a shape key such as ``hidden_size``), different vocabularies (tokenizer vocab
-or embedding shape), missing or extra tensors, or a tensor whose shape differs.
+Refused with ``MergeError`` before anything is written (mergekit itself would merge some of
+these, e.g. embeddings of different sizes, which is never what a judge merge wants): different
+architectures (config ``model_type`` or a shape key such as ``hidden_size``), different
+vocabularies (tokenizer vocab or embedding shape), missing or extra tensors, or a tensor whose
+shape differs. The checks read the safetensors headers only.
 
 Tied embeddings: with ``tie_word_embeddings`` the output head *is* the input embedding, and
 ``save_pretrained`` may or may not store ``lm_head.weight``. It is dropped from both inputs
 before comparing keys; the merged embedding is then the head too, as in each input. Both
 inputs must agree on tying.
 
-mergekit was not used: it resolves beside our pins (torch 2.13, transformers 5) but adds four
-packages for what is here a weighted sum over two state dicts.
+mergekit (0.1.5) installs beside our pins (torch 2.13, transformers 5), so it does the
+arithmetic, as the issue asks; a merge with it of two random tiny Llamas matched a plain
+float32 ``w * A + (1 - w) * B`` to 2.4e-7.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import shutil
 import time
 from pathlib import Path
 
-import torch
-from safetensors.torch import load_file, save_file
+from safetensors import safe_open
 
 PROVENANCE_FILE = "srjudge_merge.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -73,11 +77,14 @@ def _weight_files(path: Path) -> list[Path]:
     return files
 
 
-def _state_dict(path: Path) -> dict[str, torch.Tensor]:
-    state: dict[str, torch.Tensor] = {}
+def _tensor_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """Tensor name -> shape, from the safetensors headers (no weights are loaded)."""
+    shapes: dict[str, tuple[int, ...]] = {}
     for file in _weight_files(path):
-        state.update(load_file(file))
-    return state
+        with safe_open(file, framework="pt") as f:
+            for key in f.keys():  # noqa: SIM118 (safe_open is not a dict)
+                shapes[key] = tuple(f.get_slice(key).get_shape())
+    return shapes
 
 
 def _sha256(files: list[Path]) -> dict[str, str]:
@@ -124,33 +131,47 @@ def _check_vocab(a: Path, b: Path) -> None:
         )
 
 
-def _drop_tied_head(state: dict[str, torch.Tensor], tied: bool) -> None:
+def _drop_tied_head(shapes: dict[str, tuple[int, ...]], tied: bool) -> None:
     if tied:
-        state.pop(TIED_HEAD, None)
+        shapes.pop(TIED_HEAD, None)
 
 
-def _check_tensors(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+def _check_tensors(a: dict[str, tuple[int, ...]], b: dict[str, tuple[int, ...]]) -> None:
     missing, extra = sorted(set(a) - set(b)), sorted(set(b) - set(a))
     if missing or extra:
         raise MergeError(
             f"tensor keys differ: {len(missing)} only in A (e.g. {missing[:5]}), "
             f"{len(extra)} only in B (e.g. {extra[:5]})"
         )
-    shapes = [
-        f"{k}: {tuple(a[k].shape)} vs {tuple(b[k].shape)}" for k in a if a[k].shape != b[k].shape
-    ]
+    shapes = [f"{k}: {a[k]} vs {b[k]}" for k in a if a[k] != b[k]]
     if shapes:
         kind = "vocabularies (embedding shape)" if any("embed" in s for s in shapes) else "shapes"
         raise MergeError(f"different {kind}: " + "; ".join(shapes[:5]))
 
 
-def _mix(x: torch.Tensor, y: torch.Tensor, weight: float, name: str) -> torch.Tensor:
-    if not x.is_floating_point():
-        if not torch.equal(x, y):
-            raise MergeError(f"non-float tensor {name} differs between the models")
-        return x.clone()
-    mixed = weight * x.to(torch.float32) + (1.0 - weight) * y.to(torch.float32)
-    return mixed.to(x.dtype).contiguous()
+def _dtype(config: dict) -> str:
+    """A's stored dtype as mergekit names it (transformers 5 writes ``dtype``)."""
+    text = _text_config(config)
+    return str(text.get("dtype") or text.get("torch_dtype") or config.get("dtype") or "float32")
+
+
+def _mergekit_linear(a: Path, b: Path, out: Path, weight: float, dtype: str) -> None:
+    from mergekit.config import MergeConfiguration
+    from mergekit.merge import MergeOptions, run_merge
+
+    config = MergeConfiguration.model_validate(
+        {
+            "merge_method": "linear",
+            "dtype": dtype,
+            # weights are used as given: they already sum to 1, and 1.0 / 0.0 must be exact
+            "parameters": {"normalize": False},
+            "models": [
+                {"model": str(a), "parameters": {"weight": weight}},
+                {"model": str(b), "parameters": {"weight": 1.0 - weight}},
+            ],
+        }
+    )
+    run_merge(config, str(out), options=MergeOptions(copy_tokenizer=True, quiet=True))
 
 
 def _copy_side_files(src: Path, out: Path) -> list[str]:
@@ -186,26 +207,25 @@ def linear_merge(model_a: str, model_b: str, out_dir: str | Path, *, weight: flo
     _check_configs(config_a, config_b)
     _check_vocab(a, b)
     tied = bool(_text_config(config_a).get("tie_word_embeddings", False))
-    state_a, state_b = _state_dict(a), _state_dict(b)
-    _drop_tied_head(state_a, tied)
-    _drop_tied_head(state_b, tied)
-    _check_tensors(state_a, state_b)
+    shapes_a, shapes_b = _tensor_shapes(a), _tensor_shapes(b)
+    _drop_tied_head(shapes_a, tied)
+    _drop_tied_head(shapes_b, tied)
+    _check_tensors(shapes_a, shapes_b)
 
-    merged = {k: _mix(state_a[k], state_b[k], weight, k) for k in state_a}
-    del state_a, state_b
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob("*.safetensors*"):
         stale.unlink()
-    save_file(merged, out / WEIGHTS_FILE, metadata={"format": "pt"})
-    copied = _copy_side_files(a, out)
+    _mergekit_linear(a, b, out, weight, _dtype(config_a))
+    copied = _copy_side_files(a, out)  # A's own config and tokenizer files, over mergekit's
     provenance = {
         "method": "linear",
-        "formula": "weight * A + (1 - weight) * B (float32, stored in A's dtype)",
+        "engine": f"mergekit {importlib.metadata.version('mergekit')} (normalize: false)",
+        "formula": "weight * A + (1 - weight) * B (stored in A's dtype)",
         "weight": weight,
         "model_a": {"input": model_a, "path": str(a), "sha256": _sha256(_weight_files(a))},
         "model_b": {"input": model_b, "path": str(b), "sha256": _sha256(_weight_files(b))},
-        "tensors": len(merged),
+        "tensors": len(shapes_a),
         "tied_embeddings": tied,
         "copied_from_a": copied,
         "seconds": round(time.time() - started, 2),

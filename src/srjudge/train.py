@@ -147,6 +147,11 @@ class DPOSettings(_Common):
     """Compute the reference log-probs of every pair once, before training, instead of a
     reference forward pass per step; the reference model is then released (with LoRA and no
     separate reference it is the adapter-disabled policy, so no copy is ever loaded)."""
+    share_prompt: bool = True
+    """Run each pair's prompt through the model once, not once for chosen and once for
+    rejected (``srjudge.shared_prompt``): same log-probs and gradients, about half the
+    compute for judge prompts that are much longer than their rationales. Off = TRL's plain
+    two-row forward. Ignored with gradient checkpointing."""
 
     def __post_init__(self) -> None:
         self._check_common()
@@ -538,6 +543,7 @@ def run_dpo(
     from trl import DPOConfig, DPOTrainer
 
     from srjudge.models import resolve_model
+    from srjudge.shared_prompt import SharedPromptDPOTrainer
 
     settings = settings or DPOSettings()
     started = time.time()
@@ -585,7 +591,8 @@ def run_dpo(
     )
     ref = _load(ref_path)[0] if ref_path is not None else None
     with _quiet_datasets(settings.disable_tqdm):
-        trainer = DPOTrainer(
+        trainer_class = SharedPromptDPOTrainer if settings.share_prompt else DPOTrainer
+        trainer = trainer_class(
             model=policy,
             ref_model=ref,
             args=config,

@@ -74,15 +74,12 @@ class _BufferLayer(DynamicLayer):
     a view of the filled part. Starts from a batch-1 prefix, broadcast to ``batch`` rows.
     """
 
-    def __init__(self, keys: torch.Tensor, values: torch.Tensor, batch: int, capacity: int):
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, length: int):
+        """``keys``/``values``: ``[batch, heads, capacity, head_dim]`` buffers whose first
+        ``length`` positions are filled."""
         super().__init__()
         self.lazy_initialization(keys, values)
-        shape = (batch, keys.shape[1], capacity, keys.shape[3])
-        self._keys = keys.new_empty(shape)
-        self._values = values.new_empty(shape)
-        self._length = keys.shape[-2]
-        self._keys[:, :, : self._length] = keys
-        self._values[:, :, : self._length] = values
+        self._keys, self._values, self._length = keys, values, length
         self._expose()
 
     def _expose(self) -> None:
@@ -112,17 +109,42 @@ class _BufferLayer(DynamicLayer):
         self._expose()
 
 
-def _expanded_cache(prefix, batch: int, extra: int):
-    """A new cache holding ``batch`` copies of the batch-1 ``prefix`` plus room for ``extra``
-    tokens; ``prefix`` itself is untouched, so it can seed several chunks."""
+def _packed_cache(prefixes: Sequence[DynamicCache], counts: Sequence[int], extra: int):
+    """A new cache with ``counts[i]`` rows holding prefix ``i``, each right-aligned to the
+    longest prefix (left padding, to be masked), plus room for ``extra`` tokens. The
+    prefixes themselves are untouched, so they can seed several chunks."""
     cache = DynamicCache()
-    if prefix.get_seq_length() == 0:
+    width = max(p.get_seq_length() for p in prefixes)
+    if width == 0:
         return cache
-    capacity = prefix.get_seq_length() + extra
-    cache.layers = [
-        _BufferLayer(layer.keys, layer.values, batch, capacity) for layer in prefix.layers
-    ]
+    rows = sum(counts)
+    for i in range(len(prefixes[0].layers)):
+        first = prefixes[0].layers[i].keys
+        shape = (rows, first.shape[1], width + extra, first.shape[3])
+        keys, values = first.new_zeros(shape), first.new_zeros(shape)
+        row = 0
+        for prefix, count in zip(prefixes, counts, strict=True):
+            layer = prefix.layers[i]
+            start = width - layer.keys.shape[-2]
+            keys[row : row + count, :, start:width] = layer.keys
+            values[row : row + count, :, start:width] = layer.values
+            row += count
+        cache.layers.append(_BufferLayer(keys, values, width))
     return cache
+
+
+def _expanded_cache(prefix: DynamicCache, batch: int, extra: int):
+    """``batch`` copies of the batch-1 ``prefix`` plus room for ``extra`` tokens."""
+    return _packed_cache([prefix], [batch], extra)
+
+
+def _prefill(model, prompt_ids: torch.Tensor) -> DynamicCache:
+    """The KV cache of all but the prompt's last token (which starts decoding)."""
+    prefix = DynamicCache(config=model.config)
+    if prompt_ids.numel() > 1:
+        model(input_ids=prompt_ids[None, :-1].to(model.device), past_key_values=prefix,
+              logits_to_keep=1)  # fmt: skip
+    return prefix
 
 
 @torch.inference_mode()
@@ -140,9 +162,7 @@ def sample_shared_prefix(
     many samples decode together; larger ``n`` reuses the prefilled cache chunk by chunk.
     """
     prompt_ids = prompt_ids.to(model.device)
-    prefix = DynamicCache(config=model.config)
-    if prompt_ids.numel() > 1:
-        model(input_ids=prompt_ids[None, :-1], past_key_values=prefix, logits_to_keep=1)
+    prefix = _prefill(model, prompt_ids)
     chunk = batch_size or settings.n
     out: list[list[int]] = []
     for start in range(0, settings.n, chunk):
@@ -183,6 +203,118 @@ def _decode(
             tokens = tokens[keep]
             cache.batch_select_indices(keep)
     return results
+
+
+def _pieces(n: int, chunk: int) -> list[int]:
+    """``n`` samples split as ``sample_shared_prefix`` splits them (chunks of ``chunk``)."""
+    return [min(chunk, n - start) for start in range(0, n, chunk)]
+
+
+@torch.inference_mode()
+def sample_packed(
+    model,
+    prompts: Sequence[torch.Tensor],
+    settings: DecodeSettings,
+    *,
+    generators: Sequence[torch.Generator | None],
+    batch_size: int,
+) -> list[list[list[int]]]:
+    """``settings.n`` continuations of each prompt, several prompts decoded together.
+
+    With few samples per prompt (evaluation: one), decoding one prompt at a time leaves the
+    matrix units idle on a batch of 1. Here each prompt is prefilled once on its own (no
+    padding in the prefill), then up to ``batch_size`` rows from several prompts share each
+    decode step: their caches are left-padded to a common width and masked, and each row
+    carries its own positions. Each prompt samples from its own generator, over the same
+    row groups as ``sample_shared_prefix``, so its samples do not depend on which prompts it
+    was packed with (up to float rounding in the padded attention).
+    """
+    units = [(i, k) for i, p in enumerate(prompts) for k in _pieces(settings.n, batch_size)]
+    chunks: list[list[tuple[int, int]]] = []
+    for unit in units:  # greedy packing, in prompt order
+        if chunks and sum(k for _, k in chunks[-1]) + unit[1] <= batch_size:
+            chunks[-1].append(unit)
+        else:
+            chunks.append([unit])
+    last_use = {i: c for c, chunk in enumerate(chunks) for i, _ in chunk}
+    prefixes: dict[int, DynamicCache] = {}
+    out: list[list[list[int]]] = [[] for _ in prompts]
+    for c, chunk in enumerate(chunks):
+        for i, _ in chunk:
+            if i not in prefixes:
+                prefixes[i] = _prefill(model, prompts[i])
+        results = _decode_packed(model, chunk, prompts, prefixes, settings, generators)
+        for (i, _), samples in zip(chunk, results, strict=True):
+            out[i].extend(samples)
+        for i, _ in chunk:  # free a prompt's prefix after its last chunk
+            if last_use[i] == c:
+                prefixes.pop(i, None)
+    return out
+
+
+def _decode_packed(model, chunk, prompts, prefixes, settings, generators):
+    """Decode the rows of one packed chunk; returns the samples of each (prompt, count)."""
+    device = model.device
+    counts = [k for _, k in chunk]
+    owners = torch.tensor([u for u, k in enumerate(counts) for _ in range(k)], device=device)
+    lengths = torch.tensor([prompts[i].numel() - 1 for i, _ in chunk], device=device)
+    cache = _packed_cache([prefixes[i] for i, _ in chunk], counts, settings.max_new_tokens)
+    width = cache.get_seq_length()
+    lengths = lengths.repeat_interleave(torch.tensor(counts, device=device))
+    mask = (torch.arange(width, device=device)[None, :] >= (width - lengths)[:, None]).long()
+    positions = lengths.clone()  # the last prompt token sits at position len(prompt) - 1
+    tokens = torch.cat([prompts[i][-1:].repeat(k) for i, k in chunk]).to(device)
+    stop = torch.tensor(settings.stop_ids, device=device, dtype=torch.long)
+    unit_generators = [generators[i] for i, _ in chunk]
+    rows = list(range(len(owners)))  # live row -> row index
+    results: list[list[int]] = [[] for _ in rows]
+    for step in range(settings.max_new_tokens):
+        mask = torch.cat([mask, mask.new_ones(len(rows), 1)], dim=1)
+        output = model(
+            input_ids=tokens[:, None],
+            attention_mask=mask,
+            position_ids=positions[:, None],
+            past_key_values=cache,
+        )
+        logits = output.logits[:, -1, :].float()
+        if step < settings.min_new_tokens and stop.numel():
+            logits[:, stop] = float("-inf")
+        tokens = _next_tokens_grouped(logits, settings, unit_generators, owners)
+        finished = torch.isin(tokens, stop)
+        for row, tok, done in zip(rows, tokens.tolist(), finished.tolist(), strict=True):
+            if not done:
+                results[row].append(tok)
+        positions = positions + 1
+        if finished.any():
+            keep = (~finished).nonzero().squeeze(-1)
+            if keep.numel() == 0:
+                break
+            rows = [rows[i] for i in keep.tolist()]
+            tokens, positions, mask, owners = (
+                tokens[keep],
+                positions[keep],
+                mask[keep],
+                owners[keep],
+            )
+            cache.batch_select_indices(keep)
+    grouped, start = [], 0
+    for k in counts:
+        grouped.append(results[start : start + k])
+        start += k
+    return grouped
+
+
+def _next_tokens_grouped(logits, settings, generators, owners):
+    """``_next_tokens`` with the rows of each unit (``owners``: row -> unit, one prompt's
+    piece) drawn from that unit's generator, as if the piece were decoded alone."""
+    if settings.temperature == 0:
+        return logits.argmax(dim=-1)
+    probs = _filter_top_p(logits / settings.temperature, settings.top_p).softmax(dim=-1)
+    tokens = torch.empty(len(owners), dtype=torch.long, device=logits.device)
+    for unit in owners.unique_consecutive().tolist():
+        rows = (owners == unit).nonzero().squeeze(-1)
+        tokens[rows] = torch.multinomial(probs[rows], 1, generator=generators[unit]).squeeze(-1)
+    return tokens
 
 
 @torch.inference_mode()
@@ -301,22 +433,30 @@ class TransformersBackend:
     ) -> list[list[list[int]]]:
         """Like ``generate`` but returns token ids (stop token excluded)."""
         settings = self._settings(params)
+        ids = [self.prompt_ids(p) for p in prompts]
+        seeds = [_prompt_seed(params.seed, index) for index in range(len(prompts))]
+        if not self.naive and len(ids) > 1 and min(x.numel() for x in ids) > 1:
+            generators = [torch.Generator(device=self.model.device).manual_seed(s) for s in seeds]
+            return sample_packed(self.model, ids, settings, generators=generators,
+                                 batch_size=self.batch_size)  # fmt: skip
         out = []
-        for index, prompt in enumerate(prompts):
-            ids = self.prompt_ids(prompt)
-            seed = _prompt_seed(params.seed, index)
+        for prompt_ids, seed in zip(ids, seeds, strict=True):
             if self.naive:
                 with torch.random.fork_rng(devices=[] if self.device == "cpu" else None):
                     torch.manual_seed(seed)
                     pad = self.tokenizer.pad_token_id
                     pad = self.stop_ids[0] if pad is None else pad
-                    out.append(sample_naive(self.model, ids, settings, pad_token_id=pad))
+                    out.append(sample_naive(self.model, prompt_ids, settings, pad_token_id=pad))
             else:
                 generator = torch.Generator(device=self.model.device).manual_seed(seed)
                 out.append(
                     sample_shared_prefix(
-                        self.model, ids, settings, generator=generator, batch_size=self.batch_size
-                    )
+                        self.model,
+                        prompt_ids,
+                        settings,
+                        generator=generator,
+                        batch_size=self.batch_size,
+                    )  # fmt: skip
                 )
         return out
 

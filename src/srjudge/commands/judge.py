@@ -43,8 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--batch-size",
         type=int,
-        help="examples per backend call, and per resume step (default: 1 for transformers, "
-        "which decodes prompt by prompt anyway; 8 otherwise)",
+        help="examples per backend call, and per resume step (default 8; the transformers "
+        "backend decodes their samples together, up to its batch of 16 rows)",
     )
     parser.add_argument(
         "--both-orders", action="store_true", help="pairwise: also judge with responses swapped"
@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
             both_orders=args.both_orders,
             score_only=args.score_only,
             expected_score=args.expected_score,
-            batch_size=args.batch_size or (1 if args.backend == "transformers" else 8),
+            batch_size=args.batch_size or 8,
             progress=not args.no_progress,
             provenance={"backend": args.backend, "model_arg": args.model},
         )

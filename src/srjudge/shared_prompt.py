@@ -20,14 +20,11 @@ on (chosen rows then rejected rows, each row left-aligned, no gradient checkpoin
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import Iterator
 from typing import Any
 
 import torch
 from trl import DPOTrainer
-
-log = logging.getLogger(__name__)
 
 # Backbone kwargs that do not change the computation; anything else falls back to the
 # plain forward rather than being silently dropped.

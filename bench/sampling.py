@@ -305,7 +305,7 @@ def main(argv: list[str] | None = None) -> None:
 
     conditions = other_load() + (f"; {args.note}" if args.note else "")
     runs: dict[str, list[dict]] = {v: [] for v in VARIANTS}
-    partial = RESULTS / f"{args.output}.partial.jsonl"
+    partial = RESULTS / f"{args.output}.partial.jsonl"  # finished chunks, kept if a run dies
     RESULTS.mkdir(parents=True, exist_ok=True)
     partial.write_text("")
     passthrough = argv if argv is not None else sys.argv[1:]
@@ -345,6 +345,7 @@ def main(argv: list[str] | None = None) -> None:
         "bounds": bounds(config, peaks, prompt_tokens, args.n, args.max_new_tokens),
     }
     write_results(report, args)
+    partial.unlink()  # its chunks are all in the report now
     print(json.dumps({k: report[k] for k in ("speedup", "speedup_cpu", "bounds")}, indent=2))
 
 

@@ -39,7 +39,6 @@ from pathlib import Path
 from safetensors import safe_open
 
 PROVENANCE_FILE = "srjudge_merge.json"
-WEIGHTS_FILE = "model.safetensors"
 SHAPE_KEYS = (
     "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
     "num_key_value_heads", "head_dim", "tie_word_embeddings",

@@ -71,7 +71,7 @@ class _BufferLayer(DynamicLayer):
 
     ``DynamicLayer`` concatenates on every step, copying the whole (N-times expanded) prompt
     cache per generated token; here each step writes its token in place and the layer exposes
-    a view of the filled part. Starts from a batch-1 prefix, broadcast to ``batch`` rows.
+    a view of the filled part. Built by ``_packed_cache`` from one or more prompt prefixes.
     """
 
     def __init__(self, keys: torch.Tensor, values: torch.Tensor, length: int):
@@ -97,11 +97,6 @@ class _BufferLayer(DynamicLayer):
         self._length = end
         self._expose()
         return self.keys, self.values
-
-    def batch_repeat_interleave(self, repeats: int) -> None:
-        self._keys = self._keys.repeat_interleave(repeats, dim=0)
-        self._values = self._values.repeat_interleave(repeats, dim=0)
-        self._expose()
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
         self._keys = self._keys[indices]
@@ -229,7 +224,7 @@ def sample_packed(
     row groups as ``sample_shared_prefix``, so its samples do not depend on which prompts it
     was packed with (up to float rounding in the padded attention).
     """
-    units = [(i, k) for i, p in enumerate(prompts) for k in _pieces(settings.n, batch_size)]
+    units = [(i, k) for i in range(len(prompts)) for k in _pieces(settings.n, batch_size)]
     chunks: list[list[tuple[int, int]]] = []
     for unit in units:  # greedy packing, in prompt order
         if chunks and sum(k for _, k in chunks[-1]) + unit[1] <= batch_size:
@@ -456,7 +451,7 @@ class TransformersBackend:
                         settings,
                         generator=generator,
                         batch_size=self.batch_size,
-                    )  # fmt: skip
+                    )
                 )
         return out
 

@@ -18,7 +18,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from srjudge.backends import BACKENDS
+from srjudge.judging.backends import BACKENDS
 
 
 def _paths(values: list[str] | None) -> dict[str, list[str]]:
@@ -32,7 +32,7 @@ def _paths(values: list[str] | None) -> dict[str, list[str]]:
 
 
 def eval_add_arguments(parser: argparse.ArgumentParser) -> None:
-    from srjudge.evaluate import BENCHMARKS
+    from srjudge.evaluation.benchmarks import BENCHMARKS
 
     parser.add_argument("--model", required=True, help="alias (srjudge models), directory or name")
     parser.add_argument(
@@ -77,8 +77,8 @@ def eval_add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _train_examples(args: argparse.Namespace):
-    from srjudge.data import load_srjudge
-    from srjudge.evaluate import training_examples_from_run
+    from srjudge.data.sources import load_srjudge
+    from srjudge.evaluation.evaluate import training_examples_from_run
 
     if not args.train_data and not args.train_run:
         return None
@@ -91,7 +91,7 @@ def _train_examples(args: argparse.Namespace):
 
 
 def eval_run(args: argparse.Namespace) -> int:
-    from srjudge.evaluate import evaluate
+    from srjudge.evaluation.evaluate import evaluate
 
     options: dict = {}
     if args.backend == "openai" and args.base_url:
@@ -133,7 +133,7 @@ def compare_add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def compare_run(args: argparse.Namespace) -> int:
-    from srjudge.evaluate import compare_evals, format_deltas
+    from srjudge.evaluation.compare import compare_evals, format_deltas
 
     for d in (args.run_a, args.run_b):
         if not (Path(d) / "predictions.jsonl").is_file():
@@ -155,7 +155,7 @@ def report_add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def report_run(args: argparse.Namespace) -> int:
-    from srjudge.report import write_report
+    from srjudge.evaluation.report import write_report
 
     target = args.run[0] if len(args.run) == 1 else args.run
     out = args.out or (args.run[0] if len(args.run) == 1 else "report")

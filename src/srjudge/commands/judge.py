@@ -5,7 +5,7 @@
     srjudge judge --backend openai --base-url http://127.0.0.1:8000/v1 --model judge ...
     srjudge judge --backend mock --mock-output "Fine. [RESULT] 4" --model m ...
 
-One output line per example (``srjudge.judge`` describes it); rerunning the same command
+One output line per example (``srjudge.judging.files`` describes it); rerunning the same command
 after an interruption, even ``kill -9``, continues where it stopped. Counts are printed and
 written with the provenance to ``<output stem>.summary.json``. Exit status: 0 when the file
 is complete (parse failures are counted, not errors), 1 when the backend failed, 2 for bad
@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from srjudge.backends import BACKENDS, Backend, SamplingParams, load_backend
+from srjudge.judging.backends import BACKENDS, Backend, SamplingParams, load_backend
 from srjudge.records import Message, RecordError
 
 
@@ -94,7 +94,7 @@ def _backend(args: argparse.Namespace) -> Backend:
 
 
 def run(args: argparse.Namespace) -> int:
-    from srjudge.judge import judge_file  # after argument parsing, so --help stays fast
+    from srjudge.judging.files import judge_file
 
     if not Path(args.input).is_file():  # before loading a model
         print(f"error: input file {args.input} not found", file=sys.stderr)

@@ -66,8 +66,9 @@ def sft_add_arguments(p: argparse.ArgumentParser) -> None:
 
 def sft_run(args: argparse.Namespace) -> int:
     _setup_logging()
-    from srjudge.data import load
-    from srjudge.train import SFTSettings, run_sft
+    from srjudge.data.sources import load
+    from srjudge.training.settings import SFTSettings
+    from srjudge.training.sft import run_sft
 
     loaded = load(args.data, args.format)
     for err in loaded.errors:
@@ -96,7 +97,7 @@ def merge_add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def merge_run(args: argparse.Namespace) -> int:
-    from srjudge.merge import linear_merge
+    from srjudge.training.merge import linear_merge
 
     out = linear_merge(args.model_a, args.model_b, Path(args.out), weight=args.weight)
     print(f"merged model: {out}")
@@ -124,16 +125,16 @@ def sample_add_arguments(p: argparse.ArgumentParser) -> None:
 
 def sample_run(args: argparse.Namespace) -> int:
     _setup_logging()
-    from srjudge.backends import SamplingParams, load_backend
-    from srjudge.config import SampleConfig
-    from srjudge.loop import sample_batch_size, sample_to_file, select_inputs
+    from srjudge.judging.backends import SamplingParams, load_backend
+    from srjudge.judging.sampling import sample_to_file, select_inputs
+    from srjudge.loop.config import SampleConfig
+    from srjudge.loop.stages import sample_batch_size
     from srjudge.records import load_examples, write_jsonl
 
     examples = load_examples(args.input)
     if args.fraction is not None or args.count is not None:
-        examples = select_inputs(
-            examples, SampleConfig(fraction=args.fraction, count=args.count), args.seed
-        )
+        sample = SampleConfig(fraction=args.fraction, count=args.count)  # checks them
+        examples = select_inputs(examples, args.seed, fraction=sample.fraction, count=sample.count)
     out = Path(args.out)
     write_jsonl(out.with_suffix(".inputs.jsonl"), examples)
     params = SamplingParams(
@@ -177,9 +178,9 @@ def curate_add_arguments(p: argparse.ArgumentParser) -> None:
 
 def curate_run(args: argparse.Namespace) -> int:
     _setup_logging()
-    from srjudge.curate import STRATEGIES, CurationConfig, curate_all
-    from srjudge.loop import load_judgments
+    from srjudge.judging.sampling import load_judgments
     from srjudge.records import load_examples, to_dict, write_jsonl
+    from srjudge.training.curate import STRATEGIES, CurationConfig, curate_all
 
     if args.strategy not in STRATEGIES:
         print(
@@ -208,8 +209,8 @@ def _meta_extras(args, cfg, examples, judged) -> dict:
         return {}
     if not args.meta_model:
         raise SystemExit(f"strategy {cfg.strategy} needs --meta-model")
-    from srjudge import metajudge
-    from srjudge.backends import SamplingParams, load_backend
+    from srjudge.judging.backends import SamplingParams, load_backend
+    from srjudge.training import metajudge
 
     backend = load_backend(args.backend, args.meta_model)
     params = SamplingParams(n=1, temperature=0.0, seed=args.seed)
@@ -242,7 +243,8 @@ def dpo_add_arguments(p: argparse.ArgumentParser) -> None:
 def dpo_run(args: argparse.Namespace) -> int:
     _setup_logging()
     from srjudge.records import pair_from_dict, read_jsonl
-    from srjudge.train import DPOSettings, run_dpo
+    from srjudge.training.dpo import run_dpo
+    from srjudge.training.settings import DPOSettings
 
     pairs = [pair_from_dict(d) for d in read_jsonl(args.pairs)]
     if not pairs:
@@ -270,14 +272,14 @@ def run_add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run_run(args: argparse.Namespace) -> int:
     _setup_logging()
-    from srjudge.config import load_config
+    from srjudge.loop.config import load_config
 
     cfg = load_config(args.config, args.overrides)
     return _run_and_summarise(cfg, args.allow_config_change)
 
 
 def _run_and_summarise(cfg, allow_config_change: bool = False) -> int:
-    from srjudge.loop import run
+    from srjudge.loop.run import run
 
     started = time.time()
     state = run(cfg, allow_config_change=allow_config_change)
@@ -328,7 +330,7 @@ def demo_config_path() -> Path:
 
 def demo_run(args: argparse.Namespace) -> int:
     _setup_logging()
-    from srjudge.config import load_config
+    from srjudge.loop.config import load_config
 
     cfg = load_config(demo_config_path(), [f"run_dir={args.run_dir}", *args.overrides])
     return _run_and_summarise(cfg)

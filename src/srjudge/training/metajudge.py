@@ -1,10 +1,10 @@
 """Meta-judge stages: the model calls behind the meta-judge curation strategies.
 
 Each function prompts a backend (the current judge J_t rating itself, or any other
-``Backend``), parses the answers with ``srjudge.parsing``, re-asks only the prompts whose
+``Backend``), parses the answers with ``srjudge.judging.parsing``, re-asks only the prompts whose
 answer did not parse (at most ``max_retries`` more rounds, one batched ``generate`` call per
 round, a new seed each round so a seeded sampler does not repeat the same failure), and
-returns plain values that ``srjudge.curate`` turns into pairs:
+returns plain values that ``srjudge.training.curate`` turns into pairs:
 
     ratings = rate_judgments(backend, example, judgments, params)      # A.1.4: [4, None, 2]
     pairs = curate(example, judgments, CurationConfig("meta_judge"), ratings=ratings).pairs
@@ -23,11 +23,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TypeVar
 
-from srjudge.backends import Backend, SamplingParams
-from srjudge.curate import usable
-from srjudge.parsing import BestWorst, Parsed, parse_best_worst, parse_judgment, parse_meta_rating
-from srjudge.prompts import meta_rating_prompt, rationale_meta_prompt, reversal_prompt
+from srjudge.judging.backends import Backend, SamplingParams
+from srjudge.judging.parsing import (
+    BestWorst,
+    Parsed,
+    parse_best_worst,
+    parse_judgment,
+    parse_meta_rating,
+)
+from srjudge.judging.prompts import meta_rating_prompt, rationale_meta_prompt, reversal_prompt
 from srjudge.records import Example, Judgment, Message, PointwiseExample
+from srjudge.training.curate import usable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

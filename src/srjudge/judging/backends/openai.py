@@ -27,7 +27,7 @@ from typing import Any
 
 import httpx
 
-from srjudge.backends import SamplingParams
+from srjudge.judging.backends import SamplingParams
 from srjudge.records import Message
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from srjudge.backends import SamplingParams
+from srjudge.judging.backends import SamplingParams
 from srjudge.records import Message
 
 INSTALL_HINT = (

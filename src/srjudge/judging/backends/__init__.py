@@ -107,9 +107,9 @@ class MockBackend:
 
 # name -> "module:factory"; factories take (model, **options) and return a Backend.
 _REGISTRY: dict[str, str] = {
-    "transformers": "srjudge.backends.transformers:TransformersBackend",
-    "vllm": "srjudge.backends.vllm:VLLMBackend",
-    "openai": "srjudge.backends.openai:OpenAIBackend",
+    "transformers": "srjudge.judging.backends.transformers:TransformersBackend",
+    "vllm": "srjudge.judging.backends.vllm:VLLMBackend",
+    "openai": "srjudge.judging.backends.openai:OpenAIBackend",
 }
 BACKENDS: tuple[str, ...] = (*_REGISTRY, "mock")
 

@@ -18,7 +18,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from srjudge.judging.backends import BACKENDS
+from srjudge.commands.options import add_backend_arguments, backend_options
 
 
 def _paths(values: list[str] | None) -> dict[str, list[str]]:
@@ -42,7 +42,6 @@ def eval_add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--limit", type=int, help="items per benchmark (stratified, seeded)")
     parser.add_argument("--samples", type=int, default=1, help="judgments per item (majority)")
-    parser.add_argument("--backend", default="transformers", choices=BACKENDS)
     parser.add_argument("--out", help="output folder (default: evals/<model name>)")
     parser.add_argument(
         "--mode",
@@ -70,10 +69,7 @@ def eval_add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="keep items overlapping the training data (flagged in the output)",
     )
-    parser.add_argument("--base-url", help="openai: endpoint (default $OPENAI_BASE_URL)")
-    parser.add_argument(
-        "--mock-output", action="append", metavar="TEXT", help="mock: canned output (repeatable)"
-    )
+    add_backend_arguments(parser)
 
 
 def _train_examples(args: argparse.Namespace):
@@ -93,13 +89,9 @@ def _train_examples(args: argparse.Namespace):
 def eval_run(args: argparse.Namespace) -> int:
     from srjudge.evaluation.evaluate import evaluate
 
-    options: dict = {}
-    if args.backend == "openai" and args.base_url:
-        options["base_url"] = args.base_url
-    if args.backend == "mock" and args.mock_output:
-        options["outputs"] = args.mock_output
     out = args.out or str(Path("evals") / Path(args.model.rstrip("/")).name)
     try:
+        options = backend_options(args)
         result = evaluate(
             args.model,
             [b.strip() for b in args.benchmarks.split(",") if b.strip()],

@@ -227,19 +227,20 @@ def sample_to_file(
     path: Path,
     *,
     max_retries: int = 2,
-    batch_size: int = 1,
+    batch_size: int | None = None,
 ) -> dict[str, Any]:
     """N judgments per input appended to ``path`` (one line per input), skipping inputs
     already there, so a killed run continues where it stopped. Returns counts over the file.
 
-    ``batch_size`` inputs go to the backend at once: 1 suits the transformers backend (it
-    samples prompt by prompt anyway, and every input becomes a resume point); vLLM and
-    HTTP backends gain from larger batches."""
+    ``batch_size`` inputs go to the backend at once (and are one resume step); by default
+    the backend's own ``inputs_per_call``."""
     with ResumableJSONL(path, key="example_id") as sink:
         todo = [ex for ex in inputs if ex.id not in sink.done]
         if todo:  # the backend (a model load) only when there is work left
+            backend = make_backend()
+            size = batch_size or backend.inputs_per_call
             for ex, judgments in sample_judgments(
-                make_backend(), todo, params, max_retries=max_retries, batch_size=batch_size
+                backend, todo, params, max_retries=max_retries, batch_size=size
             ):
                 sink.append(
                     {

@@ -185,17 +185,10 @@ def _sample_stage(t: int, it: IterationConfig) -> Callable[[RunState, Path], dic
             params,
             out / "judgments.jsonl",
             max_retries=it.sample.max_retries,
-            batch_size=sample_batch_size(state.cfg.backend),
         )
         return {"model": state.current_model, "counts": counts, "params": to_dict(params)}
 
     return stage
-
-
-def sample_batch_size(backend: str) -> int:
-    """Inputs per backend call (and per resume step) in the sampling stage. Transformers: one
-    input, whose N samples fill a decode batch by themselves at the paper's N=10."""
-    return 1 if backend in ("transformers", "mock") else 32
 
 
 def _curate_stage(
@@ -203,11 +196,19 @@ def _curate_stage(
 ) -> Callable[[RunState, Path], dict[str, Any]]:
     def stage(state: RunState, out: Path) -> dict[str, Any]:
         from srjudge.training.curate import curate_all
+        from srjudge.training.metajudge import meta_judge_inputs, meta_params
 
         sample_dir = state.run_dir / "stages" / state.outputs[sample_name]["dir"]
         examples = {d["id"]: example_from_dict(d) for d in read_jsonl(sample_dir / "inputs.jsonl")}
         judged = dict(load_judgments(sample_dir / "judgments.jsonl"))
-        extras = _meta_judge_extras(state, it, examples, judged, out)
+        extras = meta_judge_inputs(
+            it.curation.strategy,
+            lambda: state.backend_factory(it.meta_judge or state.current_model),
+            examples,
+            judged,
+            meta_params(it.sample.max_new_tokens, state.cfg.seed),
+            out / "meta.jsonl",
+        )
         items = [(examples[i], judged[i], extras.get(i, {})) for i in examples if i in judged]
         pairs, stats = curate_all(items, it.curation)
         write_jsonl(out / "pairs.jsonl", pairs)
@@ -218,50 +219,6 @@ def _curate_stage(
         }
 
     return stage
-
-
-def _meta_judge_extras(
-    state: RunState,
-    it: IterationConfig,
-    examples: dict[str, Example],
-    judged: dict[str, list[Judgment]],
-    out: Path,
-) -> dict[str, dict[str, Any]]:
-    """Model calls some strategies need before the pure curation: meta-judge ratings (A.1.4),
-    best/worst rationale (A.1.6), low-quality rationales (A.1.5). Appended per input, resumable."""
-    from srjudge.resume import ResumableJSONL
-    from srjudge.training import metajudge
-
-    strategy = it.curation.strategy
-    if strategy not in ("meta_judge", "rationale_meta", "preference_reversal"):
-        return {}
-    params = SamplingParams(
-        n=1, temperature=0.0, max_new_tokens=it.sample.max_new_tokens, seed=state.cfg.seed
-    )
-    extras: dict[str, dict[str, Any]] = {}
-    with ResumableJSONL(out / "meta.jsonl", key="example_id") as sink:
-        backend = None
-        for ex_id, judgments in judged.items():
-            if ex_id in sink.done:
-                continue
-            backend = backend or state.backend_factory(it.meta_judge or state.current_model)
-            ex = examples[ex_id]
-            if strategy == "meta_judge":
-                extra = {"ratings": metajudge.rate_judgments(backend, ex, judgments, params)}
-            elif strategy == "rationale_meta":
-                bw = metajudge.pick_best_worst(backend, ex, judgments, params)
-                extra = {"best_worst": None if bw is None else to_dict(bw)}
-            else:
-                extra = {"low_quality": metajudge.write_low_quality(backend, ex, 1, params)}
-            sink.append({"example_id": ex_id, **extra})
-    for row in read_jsonl(out / "meta.jsonl"):
-        ex_id = row.pop("example_id")
-        if row.get("best_worst") is not None:
-            from srjudge.judging.parsing import BestWorst
-
-            row["best_worst"] = BestWorst(**row["best_worst"])
-        extras[ex_id] = row
-    return extras
 
 
 def _train_stage(

@@ -50,6 +50,10 @@ class Backend(Protocol):
 
     name: str
     """Identifies backend and model in provenance, e.g. ``transformers:/cache/smollm2-135m``."""
+    inputs_per_call: int
+    """Inputs the sampling stage sends per ``generate`` call (each call is also a resume
+    step): 1 for a local model whose N samples of one input fill a decode batch; more for
+    servers and engines that gain from many prompts at once."""
 
     def generate(
         self, prompts: Sequence[Sequence[Message]], params: SamplingParams
@@ -77,6 +81,8 @@ class MockBackend:
     >>> b.generate([[Message("user", "hi")]], SamplingParams(n=2))
     [['Fine. [RESULT] 4', 'Fine. [RESULT] 4']]
     """
+
+    inputs_per_call = 1
 
     def __init__(
         self,

@@ -41,6 +41,9 @@ class OpenAIError(RuntimeError):
 class OpenAIBackend:
     """A ``Backend`` over an OpenAI-compatible ``/chat/completions`` endpoint."""
 
+    inputs_per_call = 32
+    """Requests run ``concurrency`` at a time; 32 inputs per call (and per resume step)."""
+
     def __init__(
         self,
         model: str,

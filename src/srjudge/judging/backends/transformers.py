@@ -369,6 +369,8 @@ class TransformersBackend:
     ``min_new_tokens``: forbid stopping earlier (benchmarks only).
     """
 
+    inputs_per_call = 1  # the N samples of one input fill a decode batch (Backend's doc)
+
     def __init__(
         self,
         model: str,

@@ -28,6 +28,9 @@ class VLLMBackend:
     """A ``Backend`` over ``vllm.LLM``; ``options`` go to ``vllm.LLM`` unchanged
     (``dtype``, ``gpu_memory_utilization``, ``max_model_len``, ``tensor_parallel_size``, ...)."""
 
+    inputs_per_call = 32
+    """vLLM schedules many prompts at once; 32 inputs per call (and per resume step)."""
+
     def __init__(self, model: str, **options: Any):
         try:
             import vllm

@@ -8,6 +8,7 @@ Each stage verb runs one stage on explicit inputs through the same functions the
     srjudge curate --inputs train.jsonl --judgments j.jsonl --strategy correct_answer \
         --margin 2 --out pairs.jsonl
     srjudge dpo --model runs/x/j_sft --pairs pairs.jsonl --ref runs/x/j_sft --out runs/x/j1
+    torchrun --nproc_per_node 2 -m srjudge.cli sft ...    (several processes; see docs/SCALING.md)
     srjudge run configs/demo.yaml iterations.0.dpo.beta=0.05
     srjudge demo
 """
@@ -41,21 +42,47 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=float, default=None, help="training epochs")
     p.add_argument("--lr", type=float, default=None, help="learning rate")
     p.add_argument("--max-length", type=int, default=None, help="max tokens per row")
+    p.add_argument("--batch-size", type=int, default=None, help="rows per forward, per process")
+    p.add_argument("--grad-accum", type=int, default=None, help="forwards per optimizer step")
     p.add_argument("--lora", action="store_true", help="train LoRA adapters (merged on save)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=None, help="seed (default 0)")
+    p.add_argument(
+        "--settings",
+        default=None,
+        help="YAML/JSON mapping of every training setting (SFTSettings / DPOSettings fields); "
+        "the flags above override it",
+    )
 
 
 def _settings(cls, args: argparse.Namespace, **extra):
-    fields = {
+    fields = _settings_file(cls, args.settings) if args.settings else {}
+    flags = {
         "num_train_epochs": args.epochs,
         "learning_rate": args.lr,
         "max_length": args.max_length,
+        "per_device_train_batch_size": args.batch_size,
+        "gradient_accumulation_steps": args.grad_accum,
         "seed": args.seed,
+        "lora": True if args.lora else None,
         **extra,
     }
-    if args.lora:
-        fields["lora"] = True
-    return cls(**{k: v for k, v in fields.items() if v is not None})
+    fields |= {k: v for k, v in flags.items() if v is not None}
+    return cls(**fields)
+
+
+def _settings_file(cls, path: str) -> dict:
+    """The settings mapping in ``path``; unknown fields and wrong types name the file."""
+    import dacite
+    import yaml
+
+    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    if not isinstance(raw, dict):
+        raise SystemExit(f"error: {path}: expected a mapping of settings")
+    try:
+        dacite.from_dict(cls, raw, config=dacite.Config(strict=True))
+    except (dacite.DaciteError, ValueError) as e:
+        raise SystemExit(f"error: {path}: {e}") from e
+    return raw
 
 
 # --- sft -------------------------------------------------------------------------------

@@ -12,7 +12,8 @@ Retries of greedy decoding (temperature 0) would only repeat the same text, so t
 ``GREEDY_RETRY_TEMPERATURE``; each judgment records the temperature and seed that produced it.
 
 ``sample_to_file`` appends one line per input (``{"example_id", "kind", "judgments"}``)
-through ``ResumableJSONL``, so a killed sampling stage continues where it stopped;
+through ``ResumableJSONL``, so a killed sampling stage continues where it stopped, split over
+worker processes if asked (``srjudge.judging.shards``: the same judgments for any number);
 ``load_judgments`` reads it back and ``select_inputs`` draws the inputs of an iteration.
 """
 
@@ -23,6 +24,7 @@ import random
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
+from functools import partial
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,7 @@ from tqdm.auto import tqdm
 from srjudge.judging.backends import Backend, SamplingParams
 from srjudge.judging.parsing import ParseFailure, parse_judgment
 from srjudge.judging.prompts import judge_prompt, judge_template_id
+from srjudge.judging.shards import ShardJob, run_sharded
 from srjudge.records import (
     Example,
     Judgment,
@@ -40,7 +43,6 @@ from srjudge.records import (
     read_jsonl,
     to_dict,
 )
-from srjudge.resume import ResumableJSONL
 
 GREEDY_RETRY_TEMPERATURE = 1.0
 """Temperature of the retries of a greedy (temperature 0) judgment that did not parse."""
@@ -228,27 +230,24 @@ def sample_to_file(
     *,
     max_retries: int = 2,
     batch_size: int | None = None,
+    workers: int = 1,
+    devices_per_worker: int = 1,
 ) -> dict[str, Any]:
     """N judgments per input appended to ``path`` (one line per input), skipping inputs
     already there, so a killed run continues where it stopped. Returns counts over the file.
 
     ``batch_size`` inputs go to the backend at once (and are one resume step); by default
-    the backend's own ``inputs_per_call``."""
-    with ResumableJSONL(path, key="example_id") as sink:
-        todo = [ex for ex in inputs if ex.id not in sink.done]
-        if todo:  # the backend (a model load) only when there is work left
-            backend = make_backend()
-            size = batch_size or backend.inputs_per_call
-            for ex, judgments in sample_judgments(
-                backend, todo, params, max_retries=max_retries, batch_size=size
-            ):
-                sink.append(
-                    {
-                        "example_id": ex.id,
-                        "kind": ex.kind,
-                        "judgments": [to_dict(j) for j in judgments],
-                    }
-                )
+    the backend's own ``inputs_per_call``. ``workers`` > 1 splits the batches over that many
+    processes (``srjudge.judging.shards``; ``make_backend`` must then pickle) and merges
+    their files into ``path``: the judgments are those of one worker."""
+    job = ShardJob(
+        make_backend,
+        [[(ex.id, ex) for ex in inputs]],
+        partial(sample_records, params=params, max_retries=max_retries),
+        key_field="example_id",
+        batch_size=batch_size,
+    )
+    run_sharded(job, path, workers=workers, devices_per_worker=devices_per_worker)
     judgments = [j for _, js in load_judgments(path) for j in js]
     ok = [j for j in judgments if j.ok]
     return {
@@ -258,6 +257,17 @@ def sample_to_file(
         "retries": sum(j.attempts - 1 for j in judgments),
         "mean_rationale_chars": round(sum(len(j.rationale or "") for j in ok) / max(1, len(ok)), 1),
     }
+
+
+def sample_records(
+    backend: Backend, batch: list[Example], *, params: SamplingParams, max_retries: int
+) -> list[dict[str, Any]]:
+    """The sampling file's records (without ``example_id``) of one batch of inputs."""
+    results = _judge_batch(backend, batch, params, score_only=False, max_retries=max_retries)
+    return [
+        {"kind": ex.kind, "judgments": [to_dict(j) for j in judgments]}
+        for ex, judgments in zip(batch, results, strict=True)
+    ]
 
 
 def load_judgments(path: Path) -> Iterator[tuple[str, list[Judgment]]]:

@@ -146,6 +146,47 @@ class EvalConfig:
 
 
 @dataclass
+class LaunchConfig:
+    """How a run spreads over processes (``srjudge.loop.launch``; docs/SCALING.md). Results
+    do not depend on it: training keeps each stage's global batch, and sampling gives the same
+    judgments for any number of workers. Without this section everything runs in-process."""
+
+    num_processes: int = 1
+    """Training processes over all machines: each training stage runs as
+    ``accelerate launch --num_processes N -m srjudge.cli sft|dpo ...``. Each process gets the
+    stage's settings with the batch split so that the global batch stays the configured one
+    (``SFTSettings.per_process``)."""
+    config_file: str | None = None
+    """An accelerate config (``configs/accelerate/{ddp,fsdp,zero2,zero3}.yaml`` or your own);
+    None = plain data parallel (DDP: NCCL on GPUs, gloo on CPU)."""
+    num_machines: int = 1
+    """Machines taking part; each runs ``srjudge run`` with its own ``machine_rank``."""
+    machine_rank: int = 0
+    """This machine: 0 runs the loop; the others follow its training stages (shared run folder)."""
+    main_process_ip: str | None = None
+    """Address of machine 0 (needed with several machines)."""
+    main_process_port: int | None = None
+    """Rendezvous port; None = a free port on one machine, 29500 with several."""
+    sample_workers: int = 1
+    """Worker processes that split the sample and eval stages' inputs, each with its own
+    engine; the merged judgments are those of one worker."""
+    devices_per_worker: int = 1
+    """GPUs each sampling worker sees (worker w: devices w*k .. w*k+k-1); more than 1 for an
+    engine that spans several, e.g. vLLM with ``tensor_parallel_size``."""
+
+    def __post_init__(self) -> None:
+        for name in ("num_processes", "num_machines", "sample_workers", "devices_per_worker"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"launch.{name} must be >= 1, got {getattr(self, name)}")
+        if self.num_processes % self.num_machines:
+            raise ValueError("launch.num_processes must be a multiple of launch.num_machines")
+        if not 0 <= self.machine_rank < self.num_machines:
+            raise ValueError("launch.machine_rank must be in [0, num_machines)")
+        if self.num_machines > 1 and not self.main_process_ip:
+            raise ValueError("launch.main_process_ip is needed with several machines")
+
+
+@dataclass
 class RunConfig:
     name: str
     """Shown in reports; the run folder defaults to runs/<name>."""
@@ -169,6 +210,8 @@ class RunConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     report: bool = True
     """Write report.md / report.html at the end."""
+    launch: LaunchConfig | None = None
+    """Several processes or machines (see ``LaunchConfig``); None = one process."""
 
     def __post_init__(self) -> None:
         if self.sft_pointwise.enabled and not self.data.pointwise:
@@ -189,6 +232,24 @@ class RunConfig:
                     f"iterations[{i}].curation.strategy: unknown "
                     f"{it.curation.strategy!r}; choose from {sorted(STRATEGIES)}"
                 )
+
+        if self.launch is not None:
+            self._check_launch(self.launch.num_processes)
+
+    def _check_launch(self, processes: int) -> None:
+        """Every training stage's global batch must split over the training processes."""
+        stages = {"sft_pointwise": self.sft_pointwise, "sft_pairwise": self.sft_pairwise}
+        settings = {f"{k}.settings": v.settings for k, v in stages.items() if v.enabled}
+        for i, it in enumerate(self.iterations):
+            if it.method == "dpo":
+                settings[f"iterations[{i}].dpo"] = it.dpo
+            else:
+                settings[f"iterations[{i}].sft"] = it.sft
+        for name, stage_settings in settings.items():
+            try:
+                stage_settings.per_process(processes)
+            except ValueError as e:
+                raise ValueError(f"launch.num_processes with {name}: {e}") from e
 
     @property
     def directory(self) -> Path:

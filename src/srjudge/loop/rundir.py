@@ -38,15 +38,19 @@ def write_json_atomic(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
+HOW_NOT_WHAT = ("launch",)
+"""Config keys that say how a run is spread over processes, not what it computes: a run may
+resume with other values (each stage.json records the ones it ran with)."""
+
+
 def check_config(cfg: RunConfig, run_dir: Path, allow_change: bool) -> None:
     resolved = config_to_dict(cfg)
     path = run_dir / "config.yaml"
     if path.exists():
         before = yaml.safe_load(path.read_text())
-        if before != resolved and not allow_change:
-            changed = sorted(
-                k for k in set(before) | set(resolved) if before.get(k) != resolved.get(k)
-            )
+        keys = (set(before) | set(resolved)) - set(HOW_NOT_WHAT)
+        changed = sorted(k for k in keys if before.get(k) != resolved.get(k))
+        if changed and not allow_change:
             raise ValueError(
                 f"{path} exists with a different config (changed: {', '.join(changed)}). "
                 "Use a new run_dir, or --allow-config-change to resume anyway."

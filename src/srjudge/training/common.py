@@ -17,6 +17,12 @@ latest (``save_total_limit=1``), next to ``srjudge_resume.json``, a fingerprint 
 Calling the same function again with the same inputs resumes from that checkpoint
 (``resume_from_checkpoint``); with different inputs it refuses, since mixing two runs would be
 neither run. The checkpoints are deleted once the final model and provenance are written.
+
+Several processes (``accelerate launch`` / ``torchrun``, see ``srjudge.training.distributed``):
+every rank computes the same rows and fingerprint and they must agree; only the main process
+writes the resume marker, the model (through ``Trainer.save_model``, which gathers FSDP and
+DeepSpeed shards), the log and the provenance. A LoRA run saves its adapter into the
+checkpoint folder and the main process merges it into the base read from disk.
 """
 
 from __future__ import annotations
@@ -30,10 +36,12 @@ import shutil
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from srjudge.records import Message
+from srjudge.training.distributed import Ranks, agree, barrier, ranks_of
 from srjudge.training.settings import CommonSettings, TrainResult
 
 log = logging.getLogger(__name__)
@@ -190,27 +198,29 @@ def _versions() -> dict[str, str]:
     }
 
 
+@dataclass(frozen=True)
+class OutDir:
+    """Where one training run writes, and the checkpoint it resumes from."""
+
+    out: Path
+    ckpt_dir: Path
+    resume: str | None
+    ranks: Ranks
+
+
 def train_and_save(
     trainer: Any,
-    tokenizer: Any,
-    out: Path,
-    ckpt_dir: Path,
-    resume: str | None,
+    out: OutDir,
     provenance: dict[str, Any],
     started: float,
 ) -> TrainResult:
+    """Train (resuming if ``out.resume``), then save the model, log and provenance (main
+    process only) and delete the checkpoints; every rank returns the same result."""
     t0 = time.time()
-    trainer.train(resume_from_checkpoint=resume)
+    trainer.train(resume_from_checkpoint=out.resume)
     t1 = time.time()
-    model = trainer.model
-    if provenance["settings"]["lora"]:
-        model = model.merge_and_unload()
-    model.save_pretrained(out, safe_serialization=True)
-    tokenizer.save_pretrained(out)
+    _save_model(trainer, out, provenance)
     history = trainer.state.log_history
-    with open(out / LOG_FILE, "w", encoding="utf-8") as f:
-        for entry in history:
-            f.write(json.dumps(entry) + "\n")
     loss_history = _loss_history(history)
     seconds = {
         "setup": round(t0 - started, 2),
@@ -219,24 +229,60 @@ def train_and_save(
         "total": round(time.time() - started, 2),
     }
     provenance |= {
-        "resumed_from": resume,
+        "resumed_from": out.resume,
         "optimizer_steps": trainer.state.global_step,
         "seconds": seconds,
         "loss_history": loss_history,
         "versions": _versions(),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    (out / PROVENANCE_FILE).write_text(json.dumps(provenance, indent=2, default=str) + "\n")
-    shutil.rmtree(ckpt_dir, ignore_errors=True)
-    return TrainResult(out, provenance["counts"], loss_history, seconds, resume)
+    if out.ranks.main:
+        with open(out.out / LOG_FILE, "w", encoding="utf-8") as f:
+            for entry in history:
+                f.write(json.dumps(entry) + "\n")
+        (out.out / PROVENANCE_FILE).write_text(json.dumps(provenance, indent=2, default=str) + "\n")
+    barrier()
+    if out.ranks.main:
+        shutil.rmtree(out.ckpt_dir, ignore_errors=True)
+    return TrainResult(out.out, provenance["counts"], loss_history, seconds, out.resume)
 
 
-def prepare_out(out_dir: str | Path, fingerprint: str) -> tuple[Path, Path, str | None]:
+def _save_model(trainer: Any, out: OutDir, provenance: dict[str, Any]) -> None:
+    """The ``save_pretrained`` model in ``out.out``; every rank takes part (sharded engines
+    gather their parameters), the main process writes."""
+    if not provenance["settings"]["lora"]:
+        trainer.save_model(str(out.out))
+        return
+    adapter = out.ckpt_dir / "adapter"
+    trainer.save_model(str(adapter))
+    if out.ranks.main:
+        merge_adapter(provenance["input_model_path"], adapter, out.out)
+
+
+def merge_adapter(base: str, adapter: Path, out: Path) -> None:
+    """Merge a saved LoRA adapter into its base model and save the result (float32)."""
+    from peft import PeftModel
+
+    model, tokenizer = load_for_training(base)
+    merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    merged.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+
+
+def prepare_out(out_dir: str | Path, fingerprint: str, args: Any) -> OutDir:
+    """Check that every rank holds the same inputs, find the checkpoint to resume from, and
+    (main process) write the resume marker. ``args``: the trainer's ``TrainingArguments``."""
+    ranks = ranks_of(args)
+    agree(fingerprint, "the training inputs (fingerprint of model, rows and settings)")
     out = Path(out_dir)
     ckpt_dir = out / CHECKPOINT_DIR
     resume = _resume_checkpoint(ckpt_dir, fingerprint)
+    agree(str(resume), "the checkpoint to resume from")
     if resume:
         log.info("resuming from %s", resume)
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    (ckpt_dir / RESUME_FILE).write_text(json.dumps({"fingerprint": fingerprint}) + "\n")
-    return out, ckpt_dir, resume
+    barrier()  # every rank has read the old marker before the main process rewrites it
+    if ranks.main:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        (ckpt_dir / RESUME_FILE).write_text(json.dumps({"fingerprint": fingerprint}) + "\n")
+    barrier()
+    return OutDir(out, ckpt_dir, resume, ranks)

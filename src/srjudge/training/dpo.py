@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import logging
 import os
+import shutil
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -25,6 +27,8 @@ from typing import Any
 from srjudge.judging.prompts import template_info
 from srjudge.records import PreferencePair
 from srjudge.training.common import (
+    CHECKPOINT_DIR,
+    OutDir,
     assistant_message,
     fit_rows,
     inputs_fingerprint,
@@ -36,7 +40,10 @@ from srjudge.training.common import (
     train_and_save,
     training_args,
 )
+from srjudge.training.distributed import barrier, sharded_engine
 from srjudge.training.settings import DPOSettings, TrainResult
+
+log = logging.getLogger(__name__)
 
 
 def dpo_rows(pairs: Sequence[PreferencePair]) -> list[dict[str, Any]]:
@@ -79,10 +86,9 @@ def run_dpo(
     * another model: loaded as a separate frozen model; with ``precompute_ref_log_probs`` it is
       used once before training and then released.
     """
-    from trl import DPOConfig, DPOTrainer
+    from trl import DPOConfig
 
     from srjudge.models import resolve_model
-    from srjudge.training.shared_prompt import SharedPromptDPOTrainer
 
     settings = settings or DPOSettings()
     started = time.time()
@@ -97,7 +103,14 @@ def run_dpo(
         raise ValueError(f"no usable DPO rows: {counts}")
     fingerprint = inputs_fingerprint({"kind": "dpo", "model": path, "ref": ref_path, "rows": rows,
                                 "settings": asdict(settings)})  # fmt: skip
-    out, ckpt_dir, resume = prepare_out(out_dir, fingerprint)
+    config = DPOConfig(
+        **training_args(settings, Path(out_dir) / CHECKPOINT_DIR),
+        beta=settings.beta,
+        loss_type=[settings.loss_type],
+        precompute_ref_log_probs=settings.precompute_ref_log_probs,
+    )
+    out = prepare_out(out_dir, fingerprint, config)
+    trainer_class, trainer_note = _trainer_class(settings, config)
     if ref_path is not None:
         reference = "separate model"
     elif settings.lora:
@@ -113,45 +126,69 @@ def run_dpo(
         "reference": reference,
         "settings": asdict(settings),
         "learning_rate": settings.resolved_learning_rate(),
+        "trainer": trainer_note,
         "templates": [template_info(t) for t in _pair_templates(pairs)],
         "system_prompt_sha256": sorted({_system_hash(p) for p in pairs}),
         "strategies": dict(Counter(p.strategy for p in pairs)),
         "seed": settings.seed,
+        "processes": out.ranks.count,
         "counts": counts,
         "fingerprint": fingerprint,
     }
-    from datasets import Dataset
-
-    config = DPOConfig(
-        **training_args(settings, ckpt_dir),
-        beta=settings.beta,
-        loss_type=[settings.loss_type],
-        precompute_ref_log_probs=settings.precompute_ref_log_probs,
-    )
     ref = load_for_training(ref_path)[0] if ref_path is not None else None
     with quiet_datasets(settings.disable_tqdm):
-        trainer_class = SharedPromptDPOTrainer if settings.share_prompt else DPOTrainer
         trainer = trainer_class(
             model=policy,
             ref_model=ref,
             args=config,
-            train_dataset=Dataset.from_list(rows),
+            train_dataset=_rows_dataset(rows, out),
             processing_class=tokenizer,
             peft_config=lora_config(settings),
             callbacks=list(callbacks),
         )
         if settings.precompute_ref_log_probs and ref is not None:
-            _release(trainer, ref)
+            # The reference log-probs are columns of the dataset now; the trainer's own
+            # ``accelerator.free_memory()`` at the start of ``train`` drops its last handle.
+            trainer.ref_model = None
             del ref
-        return train_and_save(trainer, tokenizer, out, ckpt_dir, resume, provenance, started)
+            gc.collect()
+        return train_and_save(trainer, out, provenance, started)
 
 
-def _release(trainer: Any, ref: Any) -> None:
-    """Free a separate reference model once its log-probs are precomputed: TRL keeps it on the
-    trainer and accelerate in its list of prepared models, though training no longer reads it."""
-    trainer.ref_model = None
-    trainer.accelerator._models = [m for m in trainer.accelerator._models if m is not ref]
-    gc.collect()
+def _trainer_class(settings: DPOSettings, config: Any) -> tuple[type, str]:
+    """``SharedPromptDPOTrainer`` unless it is off or parameters are sharded across ranks
+    (FSDP, DeepSpeed: there the prefix forward is untested, so TRL's plain forward runs)."""
+    from trl import DPOTrainer
+
+    from srjudge.training.shared_prompt import SharedPromptDPOTrainer
+
+    if not settings.share_prompt:
+        return DPOTrainer, "DPOTrainer (share_prompt off)"
+    engine = sharded_engine(config)
+    if engine is not None:
+        log.warning(
+            "share_prompt: off under %s (the shared-prefix forward is tested with one process "
+            "and DDP only); TRL's plain DPO forward runs instead",
+            engine,
+        )
+        return DPOTrainer, f"DPOTrainer (share_prompt off under {engine})"
+    return SharedPromptDPOTrainer, "SharedPromptDPOTrainer"
+
+
+def _rows_dataset(rows: list[dict[str, Any]], out: OutDir) -> Any:
+    """The rows as a dataset stored in the checkpoint folder (written by the main process).
+
+    TRL caches the precomputed reference log-probs next to the dataset's files and the other
+    ranks read that cache; an in-memory dataset would put it in a per-process temp folder,
+    where the other ranks cannot find it."""
+    from datasets import Dataset, load_from_disk
+
+    path = out.ckpt_dir / "rows"
+    if out.ranks.main:
+        shutil.rmtree(path, ignore_errors=True)
+        Dataset.from_list(rows).save_to_disk(str(path))
+    barrier()
+    return load_from_disk(str(path))
 
 
 def _pair_templates(pairs: Sequence[PreferencePair]) -> list[str]:

@@ -7,8 +7,10 @@ checked on construction), and ``TrainResult``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Self
 
 DPO_LOSS_TYPES = (
     "sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot",
@@ -56,6 +58,30 @@ class CommonSettings:
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass: less memory, ~20% slower (TRL's default is
     on; ours is off, since judges here are small and mostly trained on CPU)."""
+
+    def per_process(self, processes: int) -> Self:
+        """These settings for each of ``processes`` training processes, keeping the global
+        batch (batch size x accumulation steps x processes) that one process has with them:
+        ``gradient_accumulation_steps`` is divided first, then the batch size.
+
+        >>> s = SFTSettings(per_device_train_batch_size=2, gradient_accumulation_steps=4)
+        >>> p = s.per_process(8); (p.per_device_train_batch_size, p.gradient_accumulation_steps)
+        (1, 1)
+        """
+        steps = math.gcd(self.gradient_accumulation_steps, processes)
+        rest = processes // steps
+        if self.per_device_train_batch_size % rest:
+            raise ValueError(
+                f"{processes} processes cannot keep the global batch of "
+                f"per_device_train_batch_size {self.per_device_train_batch_size} x "
+                f"gradient_accumulation_steps {self.gradient_accumulation_steps}: their product "
+                f"must be a multiple of {processes}"
+            )
+        return replace(
+            self,
+            per_device_train_batch_size=self.per_device_train_batch_size // rest,
+            gradient_accumulation_steps=self.gradient_accumulation_steps // steps,
+        )
 
     def _check_common(self) -> None:
         if self.learning_rate is not None and not self.learning_rate > 0:

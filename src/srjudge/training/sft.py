@@ -25,6 +25,7 @@ from typing import Any
 from srjudge.judging.prompts import judge_template_id, template_info
 from srjudge.records import Example, PairwiseExample
 from srjudge.training.common import (
+    CHECKPOINT_DIR,
     assistant_message,
     fit_rows,
     inputs_fingerprint,
@@ -133,7 +134,10 @@ def run_sft(
         raise ValueError(f"no usable SFT rows: {counts}")
     fingerprint = inputs_fingerprint({"kind": "sft", "model": path, "rows": rows,
                                 "settings": asdict(settings)})  # fmt: skip
-    out, ckpt_dir, resume = prepare_out(out_dir, fingerprint)
+    config = SFTConfig(
+        **training_args(settings, Path(out_dir) / CHECKPOINT_DIR), completion_only_loss=True
+    )
+    out = prepare_out(out_dir, fingerprint, config)
     provenance = {
         "kind": "sft",
         "input_model": model,
@@ -143,12 +147,12 @@ def run_sft(
         "score_only": score_only,
         "templates": [template_info(t) for t in sorted(template_ids)],
         "seed": settings.seed,
+        "processes": out.ranks.count,
         "counts": counts,
         "fingerprint": fingerprint,
     }
     from datasets import Dataset
 
-    config = SFTConfig(**training_args(settings, ckpt_dir), completion_only_loss=True)
     with quiet_datasets(settings.disable_tqdm):
         trainer = SFTTrainer(
             model=policy,
@@ -158,4 +162,4 @@ def run_sft(
             peft_config=lora_config(settings),
             callbacks=list(callbacks),
         )
-        return train_and_save(trainer, tokenizer, out, ckpt_dir, resume, provenance, started)
+        return train_and_save(trainer, out, provenance, started)

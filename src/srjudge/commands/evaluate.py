@@ -18,7 +18,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from srjudge.commands.options import add_backend_arguments, backend_options
+from srjudge.commands.options import add_backend_arguments, add_worker_arguments, backend_options
 
 
 def _paths(values: list[str] | None) -> dict[str, list[str]]:
@@ -70,6 +70,7 @@ def eval_add_arguments(parser: argparse.ArgumentParser) -> None:
         help="keep items overlapping the training data (flagged in the output)",
     )
     add_backend_arguments(parser)
+    add_worker_arguments(parser)
 
 
 def _train_examples(args: argparse.Namespace):
@@ -108,6 +109,8 @@ def eval_run(args: argparse.Namespace) -> int:
             backend=args.backend,
             backend_options=options,
             progress=True,
+            workers=args.workers,
+            devices_per_worker=args.devices_per_worker,
         )
     except (ValueError, FileNotFoundError) as e:
         print(f"srjudge eval: {e}", file=sys.stderr)

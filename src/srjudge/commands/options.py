@@ -1,6 +1,7 @@
 """Backend flags shared by every verb that runs a model: judge, eval, sample, curate (and serve).
 
     add_backend_arguments(parser)                  # --backend, --device, --base-url, --mock-output
+    add_worker_arguments(parser)                   # --workers, --devices-per-worker (sample, eval)
     options = backend_options(args)                # load_backend(**options); refuses stray flags
     backend = load_backend_from_args(args, model)  # the backend itself
 
@@ -38,6 +39,18 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--mock-delay", type=float, default=0.0, metavar="SECONDS", help=argparse.SUPPRESS
     )  # tests only: a slow mock backend, to interrupt a run mid-way
+
+
+def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--workers`` and ``--devices-per-worker`` (sample and eval: ``srjudge.judging.shards``)."""
+    parser.add_argument(
+        "--workers", type=int, default=1,
+        help="processes that split the inputs, each with its own engine (same output as 1)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--devices-per-worker", type=int, default=1,
+        help="GPUs each worker sees (more than 1 for an engine spanning several)",
+    )  # fmt: skip
 
 
 def _flag(dest: str) -> str:

@@ -20,11 +20,13 @@ import json
 import logging
 import sys
 import time
+from functools import partial
 from importlib import resources
 from pathlib import Path
 
 from srjudge.commands.options import (
     add_backend_arguments,
+    add_worker_arguments,
     backend_options,
     load_backend_from_args,
 )
@@ -103,17 +105,12 @@ def sft_run(args: argparse.Namespace) -> int:
     from srjudge.training.settings import SFTSettings
     from srjudge.training.sft import run_sft
 
+    settings = _settings(SFTSettings, args)  # a bad settings file is refused first
     loaded = load(args.data, args.format)
     for err in loaded.errors:
         print(f"skipped bad row {err}", file=sys.stderr)
     examples = loaded.examples
-    result = run_sft(
-        args.model,
-        examples,
-        Path(args.out),
-        _settings(SFTSettings, args),
-        score_only=args.score_only,
-    )
+    result = run_sft(args.model, examples, Path(args.out), settings, score_only=args.score_only)
     print(json.dumps(result.counts, indent=2))
     print(f"model: {args.out}")
     return 0
@@ -145,6 +142,7 @@ def sample_add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", required=True, help="examples (srjudge JSONL)")
     p.add_argument("--out", required=True, help="judgments JSONL (appended; rerun resumes)")
     add_backend_arguments(p)
+    add_worker_arguments(p)
     group = p.add_mutually_exclusive_group()
     group.add_argument("--fraction", type=float, help="share of inputs sampled (p%%)")
     group.add_argument("--count", type=int, help="number of inputs sampled")
@@ -158,7 +156,7 @@ def sample_add_arguments(p: argparse.ArgumentParser) -> None:
 
 def sample_run(args: argparse.Namespace) -> int:
     _setup_logging()
-    from srjudge.judging.backends import SamplingParams
+    from srjudge.judging.backends import SamplingParams, load_backend
     from srjudge.judging.sampling import sample_to_file, select_inputs
     from srjudge.loop.config import SampleConfig
     from srjudge.records import load_examples, write_jsonl
@@ -181,12 +179,19 @@ def sample_run(args: argparse.Namespace) -> int:
         max_new_tokens=args.max_new_tokens,
         seed=args.seed,
     )
+    make_backend = (
+        partial(load_backend, args.backend, args.model, **backend_options(args))
+        if args.workers > 1  # each worker builds its own: a picklable factory
+        else lambda: load_backend_from_args(args, args.model)
+    )
     counts = sample_to_file(
-        lambda: load_backend_from_args(args, args.model),
+        make_backend,
         examples,
         params,
         out,
         max_retries=args.max_retries,
+        workers=args.workers,
+        devices_per_worker=args.devices_per_worker,
     )
     print(json.dumps(counts, indent=2))
     print(f"judgments: {out}\ninputs: {out.with_suffix('.inputs.jsonl')}")
@@ -284,11 +289,11 @@ def dpo_run(args: argparse.Namespace) -> int:
     from srjudge.training.dpo import run_dpo
     from srjudge.training.settings import DPOSettings
 
+    settings = _settings(DPOSettings, args, **({"beta": args.beta} if args.beta else {}))
     pairs = [pair_from_dict(d) for d in read_jsonl(args.pairs)]
     if not pairs:
         print(f"{args.pairs}: no preference pairs", file=sys.stderr)
         return 1
-    settings = _settings(DPOSettings, args, **({"beta": args.beta} if args.beta else {}))
     result = run_dpo(args.model, pairs, Path(args.out), settings, ref_model=args.ref)
     print(json.dumps(result.counts, indent=2))
     print(f"model: {args.out}")

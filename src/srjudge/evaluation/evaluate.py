@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -43,10 +44,10 @@ from srjudge.evaluation.metrics import N_BOOT, MetricFn, Record, as_number, pars
 from srjudge.evaluation.results import BenchmarkResult, EvalResult, Metric
 from srjudge.evaluation.stats import bootstrap_ci
 from srjudge.evaluation.tasks import TASKS, JudgeOptions
-from srjudge.judging.backends import Backend, VerdictScorer
+from srjudge.judging.backends import Backend, VerdictScorer, load_backend
 from srjudge.judging.judge import Judge
+from srjudge.judging.shards import ShardJob, done_keys, run_sharded
 from srjudge.records import Example, read_jsonl
-from srjudge.resume import ResumableJSONL
 
 BATCH = 8
 """Items judged between two appends to ``predictions.jsonl``."""
@@ -147,6 +148,9 @@ def evaluate(
     n_boot: int = N_BOOT,
     progress: bool = False,
     score_only: bool = False,
+    workers: int = 1,
+    devices_per_worker: int = 1,
+    backend_factory: Callable[[], Backend] | None = None,
 ) -> EvalResult:
     """Judge ``benchmarks`` (``BENCHMARKS`` names) and write predictions and metrics.
 
@@ -155,8 +159,11 @@ def evaluate(
     a benchmark's default data (``{"in-domain": "heldout.jsonl"}``; in-domain overrides are
     srjudge JSONL, already held out). ``expected_score`` (default: when the backend reads
     token probabilities) adds the expected-score variants. ``max_retries`` overrides the
-    judge's re-samples of unparseable judgments (``Judge``: 2). ``progress`` prints a line to
-    stderr after each batch of items. See the module docstring.
+    judge's re-samples of unparseable judgments (``Judge``: 2). ``progress`` shows a progress
+    bar on stderr. ``workers`` > 1 splits the items over that many processes
+    (``srjudge.judging.shards``): this one, with the judge's backend, and ``workers - 1``
+    spawned ones, each with a backend from ``backend_factory`` (picklable; by default built
+    from a model name the way this one was). See the module docstring.
     """
     out = Path(out_dir)
     names = resolve_benchmarks(benchmarks, mode)
@@ -183,22 +190,29 @@ def evaluate(
     }
     _check_settings(out, settings)
     train = list(train_examples) if train_examples is not None else None
-    results: dict[str, BenchmarkResult] = {}
     started = time.time()
-    with ResumableJSONL(out / "predictions.jsonl", key="key") as sink:
-        for name in names:
-            results[name] = _run_benchmark(
-                BENCHMARKS[name],
-                judge,
-                sink,
-                opts,
-                limit=limit,
-                train=train,
-                allow_overlap=allow_overlap,
-                override=settings["paths"].get(name),
-                n_boot=n_boot,
-                progress=progress,
-            )
+    chosen = [
+        _select(
+            BENCHMARKS[name], opts.seed, limit, train, allow_overlap, settings["paths"].get(name)
+        )
+        for name in names
+    ]
+    path = out / "predictions.jsonl"
+    done = done_keys(path, "key")
+    if workers > 1 and backend_factory is None:
+        backend_factory = _factory(model_or_judge, backend, backend_options or {})
+    job = ShardJob(
+        backend_factory or (lambda: judge.backend),
+        [[(f"{c.bench.name}/{ex.id}", (c.bench.name, ex, ex.id in c.flagged))
+          for ex in c.examples] for c in chosen],
+        partial(judge_items, opts=opts, max_retries=judge.max_retries, batch_size=judge.batch_size),
+        key_field="key",
+        batch_size=BATCH,
+        progress=progress,
+    )  # fmt: skip
+    run_sharded(job, path, workers=workers, devices_per_worker=devices_per_worker,
+                backend=judge.backend)  # fmt: skip
+    results = {c.bench.name: _result(c, path, done, n_boot, opts.seed) for c in chosen}
     result = EvalResult(str(out), label, settings | {"srjudge_version": __version__}, results)
     result.settings["seconds"] = round(time.time() - started, 1)
     _write_json(out / "metrics.json", result.to_dict())
@@ -224,64 +238,90 @@ def _overlap(
     return [ex for ex in examples if ex.id not in ids], info, set()
 
 
-def _run_benchmark(
+@dataclass
+class _Chosen:
+    """A benchmark's items to judge, and what choosing them left out."""
+
+    bench: Benchmark
+    examples: list[Example]
+    loaded: list[Example]
+    info: dict[str, Any]
+    overlap: dict[str, Any] | None
+    flagged: set[str]
+
+
+def _select(
     bench: Benchmark,
-    judge: Judge,
-    sink: ResumableJSONL,
-    opts: JudgeOptions,
-    *,
+    seed: int,
     limit: int | None,
     train: list[Example] | None,
     allow_overlap: bool,
     override: list[str] | None,
-    n_boot: int,
-    progress: bool,
-) -> BenchmarkResult:
-    examples, info = load_benchmark(bench, override, opts.seed)
+) -> _Chosen:
+    examples, info = load_benchmark(bench, override, seed)
     examples, overlap, flagged = _overlap(examples, train, allow_overlap)
     info["after_overlap"] = len(examples)
     loaded = examples
     if limit is not None:
-        examples = stratified_sample(examples, limit, bench.stratum, opts.seed)
+        examples = stratified_sample(examples, limit, bench.stratum, seed)
     info["selected"] = len(examples)
-    keys = {ex.id: f"{bench.name}/{ex.id}" for ex in examples}
-    todo = [ex for ex in examples if keys[ex.id] not in sink.done]
-    for i in range(0, len(todo), BATCH):
-        batch = todo[i : i + BATCH]
-        for ex, rec in zip(batch, TASKS[bench.task](judge, batch, opts), strict=True):
-            head = {
-                "key": keys[ex.id],
-                "benchmark": bench.name,
-                "id": ex.id,
-                "mode": bench.mode,
-                "stratum": bench.stratum(ex),
-            }
-            if ex.id in flagged:
-                head["overlap"] = True
-            sink.append(head | rec)
-        if progress:
-            done = len(examples) - len(todo) + i + len(batch)
-            print(f"{bench.name}: {done}/{len(examples)} items judged", file=sys.stderr)
-    wanted = set(keys.values())
-    records = [r for r in read_jsonl(sink.path) if r["key"] in wanted]
-    metrics = compute_metrics(bench, records, n_boot=n_boot, seed=opts.seed)
-    notes = benchmark_notes(bench, loaded, examples, records)
-    if flagged:
+    return _Chosen(bench, examples, loaded, info, overlap, flagged)
+
+
+def judge_items(
+    backend: Backend,
+    items: list[tuple[str, Example, bool]],
+    *,
+    opts: JudgeOptions,
+    max_retries: int,
+    batch_size: int,
+) -> list[Record]:
+    """Prediction records (all but ``key``) of ``(benchmark, example, overlaps)`` items of
+    one benchmark."""
+    bench = BENCHMARKS[items[0][0]]
+    examples = [ex for _, ex, _ in items]
+    judge = Judge(backend, max_retries=max_retries, batch_size=batch_size)
+    out = []
+    for (_, ex, overlaps), rec in zip(items, TASKS[bench.task](judge, examples, opts), strict=True):
+        head = {"benchmark": bench.name, "id": ex.id, "mode": bench.mode,
+                "stratum": bench.stratum(ex)}  # fmt: skip
+        out.append(head | ({"overlap": True} if overlaps else {}) | rec)
+    return out
+
+
+def _factory(model_or_judge: str | Backend | Judge, backend: str, options: dict) -> Any:
+    if not isinstance(model_or_judge, str):
+        raise ValueError(
+            "evaluate with workers > 1 needs a model name or a picklable backend_factory, "
+            "so that each worker builds its own backend"
+        )
+    return partial(load_backend, backend, model_or_judge, **options)
+
+
+def _result(c: _Chosen, path: Path, done: set[str], n_boot: int, seed: int) -> BenchmarkResult:
+    bench = c.bench
+    wanted = {f"{bench.name}/{ex.id}" for ex in c.examples}
+    records = [r for r in read_jsonl(path) if r["key"] in wanted]
+    metrics = compute_metrics(bench, records, n_boot=n_boot, seed=seed)
+    notes = benchmark_notes(bench, c.loaded, c.examples, records)
+    if c.flagged:
         notes.insert(
             0,
-            f"WARNING: {len(flagged)} items overlap the training data and were KEPT "
+            f"WARNING: {len(c.flagged)} items overlap the training data and were KEPT "
             "(--allow-overlap); these numbers may be contaminated",
         )
-    if overlap and not flagged and overlap["ids"]:
-        notes.insert(0, f"{len(overlap['ids'])} items overlapping the training data excluded")
+    if c.overlap and not c.flagged and c.overlap["ids"]:
+        notes.insert(0, f"{len(c.overlap['ids'])} items overlapping the training data excluded")
     counts = {
         "items": len(records),
         "judgments": sum(r["judgments"] for r in records),
         "parse_failures": sum(r["parse_failures"] for r in records),
-        "resumed": len(examples) - len(todo),
+        "resumed": len(wanted & done),
     }
     subsets = _subset_table(records) if bench.name.startswith("rewardbench") else None
-    return BenchmarkResult(bench.name, bench.mode, metrics, counts, info, notes, overlap, subsets)
+    return BenchmarkResult(
+        bench.name, bench.mode, metrics, counts, c.info, notes, c.overlap, subsets
+    )
 
 
 def training_examples_from_run(run_dir: str | Path) -> list[Example]:

@@ -22,18 +22,24 @@ in the middle of appending it) is run again whole, and only its missing items ar
 so a batch is always sampled as one unit. A worker that fails leaves its shard for the rerun
 and the job raises naming it.
 
-Devices: on CUDA machines worker w sees devices w*k .. w*k+k-1 (``devices_per_worker`` k) of
-the visible ones through ``CUDA_VISIBLE_DEVICES``; on CPU the cores are shared out.
+Processes: the calling process is worker 0 (it may pass the backend it already holds);
+workers 1..W-1 are spawned and build their own with ``make_backend``. On CUDA machines worker
+w sees devices w*k .. w*k+k-1 (``devices_per_worker`` k) of the visible ones through
+``CUDA_VISIBLE_DEVICES`` (worker 0, the caller, uses the first ones by default); on CPU the
+cores are shared out.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from tqdm.auto import tqdm
 
 from srjudge.judging.backends import Backend
 from srjudge.resume import ResumableJSONL
@@ -54,6 +60,8 @@ class ShardJob:
     key_field: str
     batch_size: int | None = None
     """Items per batch (and per resume step); None = the backend's ``inputs_per_call``."""
+    progress: bool = False
+    """Show a progress bar even when stderr is not a terminal."""
 
 
 def plan_batches(groups: Sequence[Sequence[Item]], size: int) -> list[list[Item]]:
@@ -107,17 +115,27 @@ def done_keys(path: Path, key_field: str) -> set[str]:
 # one worker
 
 
-def run_worker(job: ShardJob, path: Path, worker: int, workers: int, done: set[str]) -> int:
-    """Run this worker's batches that are not done; returns the records appended."""
+def run_worker(
+    job: ShardJob,
+    path: Path,
+    worker: int,
+    workers: int,
+    done: set[str],
+    backend: Backend | None = None,
+) -> int:
+    """Run this worker's batches that are not done (with ``backend``, else one built by
+    ``job.make_backend``); returns the records appended."""
     if all(key in done for group in job.groups for key, _ in group):
         return 0
-    backend = job.make_backend()
+    backend = backend or job.make_backend()
     batches = plan_batches(job.groups, job.batch_size or backend.inputs_per_call)
     todo = [b for b in mine(batches, worker, workers) if any(k not in done for k, _ in b)]
     if not todo:
         return 0
     appended = 0
-    with ResumableJSONL(shard_path(path, worker, workers), key=job.key_field) as sink:
+    bar = tqdm(total=sum(map(len, todo)), desc=f"{path.stem} [{worker + 1}/{workers}]",
+               unit="item", disable=not (job.progress or sys.stderr.isatty()))  # fmt: skip
+    with bar, ResumableJSONL(shard_path(path, worker, workers), key=job.key_field) as sink:
         for batch in todo:
             records = job.handle(backend, [payload for _, payload in batch])
             if len(records) != len(batch):
@@ -126,6 +144,7 @@ def run_worker(job: ShardJob, path: Path, worker: int, workers: int, done: set[s
                 if key not in done and key not in sink.done:
                     sink.append({job.key_field: key, **record})
                     appended += 1
+            bar.update(len(batch))
     return appended
 
 
@@ -161,40 +180,59 @@ def worker_devices(workers: int, per_worker: int) -> list[list[str]] | None:
 
 
 def run_sharded(
-    job: ShardJob, path: Path, *, workers: int = 1, devices_per_worker: int = 1
+    job: ShardJob,
+    path: Path,
+    *,
+    workers: int = 1,
+    devices_per_worker: int = 1,
+    backend: Backend | None = None,
 ) -> None:
-    """Run ``job`` into ``path`` with ``workers`` processes (one: in this process), then merge;
-    see the module docstring. Raises naming the workers that failed."""
+    """Run ``job`` into ``path`` with ``workers`` processes, then merge; see the module
+    docstring. This process is worker 0 (with ``backend`` if given: a caller that already
+    holds one); workers 1..W-1 are spawned. Raises naming the workers that failed."""
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     done = done_keys(path, job.key_field)
     if workers == 1:
-        run_worker(job, path, 0, 1, done)
+        run_worker(job, path, 0, 1, done, backend)
     elif any(key not in done for group in job.groups for key, _ in group):
-        _spawn(job, path, workers, devices_per_worker, done)
+        _run_workers(job, path, workers, devices_per_worker, done, backend)
     if shard_files(path):
         merge_shards(job, path)
 
 
-def _spawn(job: ShardJob, path: Path, workers: int, per_worker: int, done: set[str]) -> None:
+def _run_workers(job: ShardJob, path: Path, workers: int, per_worker: int, done: set[str],
+                 backend: Backend | None) -> None:  # fmt: skip
     import multiprocessing
 
+    import torch
+
     devices = worker_devices(workers, per_worker)
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = max(1, torch.get_num_threads() // workers)
     context = multiprocessing.get_context("spawn")  # no fork: CUDA and threads don't survive it
-    procs = [
-        context.Process(
+    procs = {
+        w: context.Process(
             target=_worker_main,
             args=(job, path, w, workers, done, devices and devices[w], threads),
             name=f"srjudge-worker-{w}",
         )
-        for w in range(workers)
-    ]
-    for p in procs:
+        for w in range(1, workers)
+    }
+    for p in procs.values():
         p.start()
-    for p in procs:
-        p.join()
-    failed = [f"worker {w} (exit code {p.exitcode})" for w, p in enumerate(procs) if p.exitcode]
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        run_worker(job, path, 0, workers, done, backend)  # worker 0: this process
+    except BaseException:
+        for p in procs.values():
+            p.terminate()
+        raise
+    finally:
+        torch.set_num_threads(before)
+        for p in procs.values():
+            p.join()
+    failed = [f"worker {w} (exit code {p.exitcode})" for w, p in procs.items() if p.exitcode]
     if failed:
         raise RuntimeError(
             f"{path}: {', '.join(failed)} of {workers} failed (see the output above); the "
@@ -203,9 +241,9 @@ def _spawn(job: ShardJob, path: Path, workers: int, per_worker: int, done: set[s
 
 
 def merge_shards(job: ShardJob, path: Path) -> None:
-    """Append the shards' records to ``path`` (the records already there first, as they are;
-    then the shards' in item order) and remove the shards. If an item is still missing (a
-    worker did not finish) everything is left as it is, for the rerun."""
+    """Write the records of ``path`` and its shards into ``path`` in item order (then records
+    of other items, e.g. an earlier evaluation's) and remove the shards. If an item is still
+    missing (a worker did not finish) everything is left as it is, for the rerun."""
     kept = _lines(path, job.key_field) if path.is_file() else {}
     new: dict[str, str] = {}
     for shard in shard_files(path):
@@ -216,11 +254,13 @@ def merge_shards(job: ShardJob, path: Path) -> None:
     keys = [key for group in job.groups for key, _ in group]
     if any(key not in kept and key not in new for key in keys):
         return
-    order = [k for k in keys if k in new and k not in kept]
-    order += sorted(set(new) - set(order) - set(kept))  # other items of an earlier job
+    lines = {**new, **kept}
+    wanted = set(keys)
+    order = [*keys, *(k for k in kept if k not in wanted)]
+    order += sorted(set(new) - wanted - set(kept))
     tmp = path.with_name(path.name + ".merging")
     with open(tmp, "w", encoding="utf-8") as f:
-        f.writelines(line + "\n" for line in [*kept.values(), *(new[k] for k in order)])
+        f.writelines(lines[k] + "\n" for k in order)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)

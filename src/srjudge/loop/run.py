@@ -20,7 +20,9 @@ evaluation -> report. Run folder layout (``RUN`` = ``cfg.directory``)::
 
 A rerun skips every stage whose ``stage.json`` exists and continues an interrupted one:
 sampling and meta-judging append to resumable JSONL files keyed by example id; training
-resumes from its last checkpoint (``srjudge.training.common``).
+resumes from its last checkpoint (``srjudge.training.common``). A ``launch`` section runs the
+training stages under ``accelerate launch`` and splits sampling and evaluation over worker
+processes (``srjudge.loop.launch``, ``srjudge.judging.shards``; docs/SCALING.md).
 """
 
 from __future__ import annotations
@@ -29,22 +31,29 @@ import json
 import logging
 import platform
 import time
+from dataclasses import asdict
+from functools import partial
+from pathlib import Path
 
 from srjudge.judging.backends import load_backend
 from srjudge.loop.config import RunConfig
+from srjudge.loop.launch import follow
 from srjudge.loop.rundir import (
     check_config,
     library_versions,
     template_provenance,
     write_json_atomic,
 )
-from srjudge.loop.stages import BackendFactory, RunState, plan
+from srjudge.loop.stages import BackendFactory, RunState, Stage, plan
 
 log = logging.getLogger("srjudge.loop")
 
 
 def default_backend_factory(cfg: RunConfig) -> BackendFactory:
-    return lambda model: load_backend(cfg.backend, model)
+    return partial(load_backend, cfg.backend)  # picklable: sampling workers build their own
+
+
+TRAINING_STAGES = ("sft_pointwise", "sft_pairwise", "_dpo", "_best_of_n_sft")
 
 
 def run(
@@ -53,15 +62,20 @@ def run(
     backend_factory: BackendFactory | None = None,
     allow_config_change: bool = False,
 ) -> RunState:
-    """Run (or resume) every stage of ``cfg``; returns the state with each stage's outputs."""
+    """Run (or resume) every stage of ``cfg``; returns the state with each stage's outputs.
+
+    With ``launch.machine_rank`` > 0 this machine only joins machine 0's training launches
+    (``srjudge.loop.launch.follow``) and the state has no outputs."""
     run_dir = cfg.directory
-    check_config(cfg, run_dir, allow_config_change)
     state = RunState(cfg, run_dir, backend_factory or default_backend_factory(cfg))
+    if cfg.launch is not None and cfg.launch.machine_rank > 0:
+        follow(cfg, [d for d, stage in _stage_dirs(cfg) if stage.name.endswith(TRAINING_STAGES)])
+        return state
+    check_config(cfg, run_dir, allow_config_change)
     state.current_model = cfg.model
     state.sft_model = cfg.model
     templates = template_provenance()
-    for i, stage in enumerate(plan(cfg)):
-        d = run_dir / "stages" / f"{i:02d}_{stage.name}"
+    for d, stage in _stage_dirs(cfg):
         done = d / "stage.json"
         if done.exists():
             record = json.loads(done.read_text())
@@ -78,6 +92,8 @@ def run(
                 versions=library_versions(),
                 host=platform.node(),
             )
+            if cfg.launch is not None:
+                record["launch"] = asdict(cfg.launch)
             write_json_atomic(done, record)
         record["dir"] = d.name
         state.outputs[stage.name] = record
@@ -90,6 +106,10 @@ def run(
 
         write_report(run_dir, run_dir)
     return state
+
+
+def _stage_dirs(cfg: RunConfig) -> list[tuple[Path, Stage]]:
+    return [(cfg.directory / "stages" / f"{i:02d}_{s.name}", s) for i, s in enumerate(plan(cfg))]
 
 
 def _merges(cfg: RunConfig) -> bool:

@@ -13,6 +13,7 @@ import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +29,13 @@ from srjudge.records import (
     to_dict,
     write_jsonl,
 )
+from srjudge.training.settings import SFTSettings
 
 log = logging.getLogger("srjudge.loop")
 
 BackendFactory = Callable[[str], Backend]
-"""model directory -> backend; tests inject a mock here."""
+"""model directory -> backend; tests inject a mock here. With ``launch.sample_workers`` > 1 it
+must pickle (a module-level function, or a ``functools.partial`` of one)."""
 
 
 @dataclass
@@ -134,24 +137,37 @@ def _cap(examples: list[Example], cap: int | None, seed: int) -> list[Example]:
     return random.Random(seed).sample(examples, cap)
 
 
+def _train_sft(
+    state: RunState,
+    out: Path,
+    model: str,
+    examples: list[Example],
+    settings: SFTSettings,
+    *,
+    score_only: bool = False,
+) -> dict[str, int]:
+    """SFT into ``out/model``, in this process or under ``accelerate launch``; the counts."""
+    if state.cfg.launch is not None:
+        from srjudge.loop.launch import sft_launched
+
+        launched = sft_launched(
+            state.cfg.launch, out, model, examples, settings, score_only=score_only
+        )
+        return launched["counts"]
+    from srjudge.training.sft import run_sft
+
+    return run_sft(model, examples, out / "model", settings, score_only=score_only).counts
+
+
 def _sft_stage(kind: str) -> Callable[[RunState, Path], dict[str, Any]]:
     def stage(state: RunState, out: Path) -> dict[str, Any]:
-        from srjudge.training.sft import run_sft
-
         stage_cfg = getattr(state.cfg, f"sft_{kind}")
         examples = _cap(_examples(state, kind), stage_cfg.max_examples, state.cfg.seed)
-        result = run_sft(
-            state.cfg.model,
-            examples,
-            out / "model",
-            stage_cfg.settings,
+        counts = _train_sft(
+            state, out, state.cfg.model, examples, stage_cfg.settings,
             score_only=stage_cfg.score_only,
-        )
-        return {
-            "model": str(out / "model"),
-            "input_model": state.cfg.model,
-            "counts": result.counts,
-        }
+        )  # fmt: skip
+        return {"model": str(out / "model"), "input_model": state.cfg.model, "counts": counts}
 
     return stage
 
@@ -180,11 +196,12 @@ def _sample_stage(t: int, it: IterationConfig) -> Callable[[RunState, Path], dic
             seed=state.cfg.seed + 1000 * t,
         )
         counts = sample_to_file(
-            lambda: state.backend_factory(state.current_model),
+            partial(state.backend_factory, state.current_model),
             inputs,
             params,
             out / "judgments.jsonl",
             max_retries=it.sample.max_retries,
+            **_workers(state.cfg),
         )
         return {"model": state.current_model, "counts": counts, "params": to_dict(params)}
 
@@ -227,8 +244,6 @@ def _train_stage(
     def stage(state: RunState, out: Path) -> dict[str, Any]:
         if it.method == "best_of_n_sft":
             return _best_of_n(state, it, sample_name, out)
-        from srjudge.training.dpo import run_dpo
-
         curate_dir = state.run_dir / "stages" / state.outputs[curate_name]["dir"]
         pairs = [pair_from_dict(d) for d in read_jsonl(curate_dir / "pairs.jsonl")]
         if not pairs:
@@ -243,13 +258,24 @@ def _train_stage(
                 "counts": {"pairs": 0},
             }
         ref = state.sft_model if state.cfg.reference == "sft" else state.current_model
-        result = run_dpo(state.current_model, pairs, out / "model", it.dpo, ref_model=ref)
+        if state.cfg.launch is not None:
+            from srjudge.loop.launch import dpo_launched
+
+            launched = dpo_launched(state.cfg.launch, out, state.current_model,
+                                    curate_dir / "pairs.jsonl", it.dpo, ref_model=ref)  # fmt: skip
+            counts = launched["counts"]
+        else:
+            from srjudge.training.dpo import run_dpo
+
+            counts = run_dpo(
+                state.current_model, pairs, out / "model", it.dpo, ref_model=ref
+            ).counts
         return {
             "model": str(out / "model"),
             "input_model": state.current_model,
             "ref_model": ref,
             "trained": True,
-            "counts": result.counts,
+            "counts": counts,
         }
 
     return stage
@@ -258,7 +284,6 @@ def _train_stage(
 def _best_of_n(state: RunState, it: IterationConfig, sample_name: str, out: Path) -> dict[str, Any]:
     """Best-of-N baseline: SFT on the sampled judgments whose verdict equals the gold."""
     from srjudge.training.curate import gold_verdict
-    from srjudge.training.sft import run_sft
 
     sample_dir = state.run_dir / "stages" / state.outputs[sample_name]["dir"]
     examples = {d["id"]: example_from_dict(d) for d in read_jsonl(sample_dir / "inputs.jsonl")}
@@ -270,12 +295,12 @@ def _best_of_n(state: RunState, it: IterationConfig, sample_name: str, out: Path
             if j.ok and j.verdict == gold_verdict(ex) and j.rationale and j.rationale not in seen:
                 seen.add(j.rationale)
                 rows.append(_with_rationale(ex, j, len(seen)))
-    result = run_sft(state.current_model, rows, out / "model", it.sft)
+    counts = _train_sft(state, out, state.current_model, rows, it.sft)
     return {
         "model": str(out / "model"),
         "input_model": state.current_model,
         "trained": True,
-        "counts": {"best_of_n_examples": len(rows), **result.counts},
+        "counts": {"best_of_n_examples": len(rows), **counts},
     }
 
 
@@ -295,6 +320,8 @@ def _eval_stage(label: str) -> Callable[[RunState, Path], dict[str, Any]]:
         result = evaluate(
             state.backend_factory(model),
             ev.benchmarks,
+            backend_factory=partial(state.backend_factory, model),
+            **_workers(state.cfg),
             limit=ev.limit,
             samples=ev.samples,
             out_dir=out,
@@ -309,6 +336,16 @@ def _eval_stage(label: str) -> Callable[[RunState, Path], dict[str, Any]]:
         return {"model": model, "label": label, "metrics": result.summary()}
 
     return stage
+
+
+def _workers(cfg: RunConfig) -> dict[str, int]:
+    """``sample_to_file`` / ``evaluate`` keyword arguments from ``cfg.launch``."""
+    if cfg.launch is None:
+        return {}
+    return {
+        "workers": cfg.launch.sample_workers,
+        "devices_per_worker": cfg.launch.devices_per_worker,
+    }
 
 
 def _model_for(state: RunState, label: str) -> str:

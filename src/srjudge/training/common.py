@@ -98,14 +98,23 @@ def inputs_fingerprint(payload: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def last_complete_checkpoint(ckpt_dir: Path) -> Path | None:
+    """The checkpoint of the highest step whose ``trainer_state.json`` (the trainer writes it
+    last) exists: a process killed while saving leaves a later, incomplete folder behind."""
+    steps = {}
+    for d in ckpt_dir.glob("checkpoint-*"):
+        step = d.name.removeprefix("checkpoint-")
+        if step.isdigit() and (d / "trainer_state.json").is_file():
+            steps[int(step)] = d
+    return steps[max(steps)] if steps else None
+
+
 def _resume_checkpoint(ckpt_dir: Path, fingerprint: str) -> str | None:
     """The latest checkpoint of an interrupted run with the same inputs; refuses a mismatch."""
-    from transformers.trainer_utils import get_last_checkpoint
-
     marker = ckpt_dir / RESUME_FILE
     if not ckpt_dir.is_dir():
         return None
-    last = get_last_checkpoint(str(ckpt_dir))
+    last = last_complete_checkpoint(ckpt_dir)
     if last is None:
         return None
     saved = json.loads(marker.read_text()).get("fingerprint") if marker.is_file() else None
@@ -114,7 +123,7 @@ def _resume_checkpoint(ckpt_dir: Path, fingerprint: str) -> str | None:
             f"{ckpt_dir} holds a checkpoint of a run with different inputs (model, data or "
             "settings); delete it to start over, or rerun with the original inputs to resume"
         )
-    return last
+    return str(last)
 
 
 def training_args(s: CommonSettings, ckpt_dir: Path) -> dict[str, Any]:

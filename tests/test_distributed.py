@@ -84,7 +84,7 @@ def _config(run_dir: Path, model: str, data: Path, launch: dict | None, **extra)
                 "dpo": {**TRAIN, "beta": 0.1},
             }
         ],
-        "eval": {"benchmarks": ["in-domain"], "models": ["sft", "final"], "limit": 2},
+        "eval": {"benchmarks": ["in-domain"], "models": ["final"], "limit": 2},
         "report": False,
         **extra,
     }
@@ -162,12 +162,12 @@ def test_two_processes_train_like_one_with_the_same_global_batch(runs):
 def test_two_workers_sample_and_evaluate_like_one(runs):
     one, two, _ = runs
     files = {"iter1_sample": "judgments.jsonl", "iter1_curate": "pairs.jsonl",
-             "eval_sft": "predictions.jsonl", "eval_iter1_dpo": "predictions.jsonl"}  # fmt: skip
+             "eval_iter1_dpo": "predictions.jsonl"}  # fmt: skip
     for stage, name in files.items():
         a, b = _stage(one.run_dir, stage) / name, _stage(two.run_dir, stage) / name
         assert _same_text(a, b, one.run_dir, two.run_dir), stage
         assert not list(b.parent.glob("*.w*of*.jsonl"))  # shards merged away
-    assert two.outputs["eval_sft"]["metrics"] == one.outputs["eval_sft"]["metrics"]
+    assert two.outputs["eval_iter1_dpo"]["metrics"] == one.outputs["eval_iter1_dpo"]["metrics"]
 
 
 def test_only_rank_0_writes(runs):
@@ -184,11 +184,17 @@ def test_only_rank_0_writes(runs):
                             r"(/rng_state_1\.pth)?", path), line  # fmt: skip
 
 
-def _kill_rank_1_after(checkpoint: Path, killed: list[int]) -> None:
-    """Wait for ``checkpoint`` to be complete, then SIGKILL the process with RANK=1."""
-    deadline = time.time() + 300
-    while time.time() < deadline and not (checkpoint / "trainer_state.json").exists():
-        time.sleep(0.05)
+def _kill_rank_1_after(checkpoints: Path, step: int, killed: list[int]) -> None:
+    """Once a complete checkpoint of ``step`` or later is in ``checkpoints`` (each replaces
+    the one before), SIGKILL the process with RANK=1."""
+
+    def reached() -> bool:
+        return any(int(d.name.split("-")[1]) >= step and (d / "trainer_state.json").exists()
+                   for d in checkpoints.glob("checkpoint-*"))  # fmt: skip
+
+    deadline = time.time() + 600
+    while time.time() < deadline and not reached():
+        time.sleep(0.02)
     for proc in psutil.Process().children(recursive=True):
         try:
             if proc.environ().get("RANK") == "1":
@@ -209,7 +215,7 @@ def test_kill_9_of_one_rank_fails_the_stage_and_the_rerun_resumes(tmp_path, tiny
     stage = tmp_path / "run/stages/01_sft_pointwise"
     killed: list[int] = []
     killer = threading.Thread(
-        target=_kill_rank_1_after, args=(stage / "model/checkpoints/checkpoint-3", killed)
+        target=_kill_rank_1_after, args=(stage / "model/checkpoints", 3, killed), daemon=True
     )
     killer.start()
     with pytest.raises(RuntimeError, match="exited with code .*rerun the same command"):

@@ -80,18 +80,19 @@ def test_launch_command_flags():
     assert "--multi_gpu" in one_machine  # torchrun, gloo on CPU
     assert one_machine[one_machine.index("--main_process_port") + 1] == "0"  # a free port
     assert one_machine[-5:] == ["-m", "srjudge.cli", "sft", "--out", "m"]
-    zero3 = LaunchConfig(num_processes=16, config_file="zero3.yaml", num_machines=2,
+    zero3 = LaunchConfig(num_processes=16, config_file="zero3", num_machines=2,
                          machine_rank=1, main_process_ip="10.0.0.1")  # fmt: skip
     cmd = launch_command(zero3, ["dpo"])
     flags = dict(zip(cmd[3:-3:2], cmd[4:-3:2], strict=True))
     assert flags == {
-        "--config_file": "zero3.yaml",
+        "--config_file": zero3.config_file,
         "--num_processes": "16",
         "--num_machines": "2",
         "--machine_rank": "1",
         "--main_process_ip": "10.0.0.1",
         "--main_process_port": "29500",
     }
+    assert zero3.config_file.endswith("configs/accelerate/zero3.yaml")
     single = launch_command(LaunchConfig(), ["sft"])
     assert "--multi_gpu" not in single  # one process: accelerate's simple launcher
 
@@ -187,3 +188,26 @@ def test_cli_settings_file_is_strict(tmp_path, capsys):
     bad.write_text("per_device_train_batch_size: 1\nbatch: 2\n")
     with pytest.raises(SystemExit, match=f"{bad}.*batch"):
         main(["sft", "--model", "m", "--data", "d", "--out", "o", "--settings", str(bad)])
+
+
+@pytest.mark.parametrize(
+    "name, kind", [("ddp", "MULTI_GPU"), ("fsdp", "FSDP"), ("zero2", "DEEPSPEED"),
+                   ("zero3", "DEEPSPEED")],
+)  # fmt: skip
+def test_shipped_accelerate_configs_parse_with_accelerate(name, kind):
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    cfg = load_config(DEMO, [f"launch.config_file={name}", "launch.num_processes=2"])
+    path = Path(cfg.launch.config_file)
+    assert path.is_file() and path.parent.name == "accelerate"
+    parsed = load_config_from_file(str(path))
+    assert parsed.distributed_type.value == kind
+    if kind == "FSDP":  # a plain save_pretrained model at the end
+        assert parsed.fsdp_config["fsdp_state_dict_type"] == "FULL_STATE_DICT"
+    if name == "zero3":
+        assert parsed.deepspeed_config["zero3_save_16bit_model"] is True
+
+
+def test_an_unknown_accelerate_config_is_refused():
+    with pytest.raises(ValueError, match="no such file 'nope.yaml'.*ddp, fsdp"):
+        load_config(DEMO, ["launch.config_file=nope.yaml"])

@@ -35,6 +35,8 @@ def _install() -> None:
             path, mode, flags = args
             writing = (mode and any(c in mode for c in "wax+")) or (flags or 0) & _WRITE_FLAGS
             real = under(path) if writing else None
+            if real and os.path.isdir(real):
+                real = None  # opening a folder for writing fails (datasets probes its cache dir)
         elif event in _EVENTS and args:
             real = under(args[0])
             if event == "os.mkdir" and real and os.path.isdir(real):

@@ -157,8 +157,9 @@ class LaunchConfig:
     stage's settings with the batch split so that the global batch stays the configured one
     (``SFTSettings.per_process``)."""
     config_file: str | None = None
-    """An accelerate config (``configs/accelerate/{ddp,fsdp,zero2,zero3}.yaml`` or your own);
-    None = plain data parallel (DDP: NCCL on GPUs, gloo on CPU)."""
+    """An accelerate config file, or the name of one shipped in ``configs/accelerate/``:
+    ``ddp``, ``fsdp``, ``zero2``, ``zero3`` (docs/SCALING.md says when to use each); None =
+    plain data parallel (DDP: NCCL on GPUs, gloo on CPU)."""
     num_machines: int = 1
     """Machines taking part; each runs ``srjudge run`` with its own ``machine_rank``."""
     machine_rank: int = 0
@@ -184,6 +185,24 @@ class LaunchConfig:
             raise ValueError("launch.machine_rank must be in [0, num_machines)")
         if self.num_machines > 1 and not self.main_process_ip:
             raise ValueError("launch.main_process_ip is needed with several machines")
+        if self.config_file is not None:
+            self.config_file = accelerate_config(self.config_file)
+
+
+ACCELERATE_CONFIGS = ("ddp", "fsdp", "zero2", "zero3")
+"""The accelerate configs shipped in ``configs/accelerate/``."""
+
+
+def accelerate_config(name_or_path: str) -> str:
+    """A shipped config's path for its name, else the file given, which must exist."""
+    if name_or_path in ACCELERATE_CONFIGS:
+        return str(Path(__file__).parents[1] / "configs" / "accelerate" / f"{name_or_path}.yaml")
+    if not Path(name_or_path).is_file():
+        raise ValueError(
+            f"launch.config_file: no such file {name_or_path!r} (or a shipped name: "
+            f"{', '.join(ACCELERATE_CONFIGS)})"
+        )
+    return name_or_path
 
 
 @dataclass

@@ -278,6 +278,32 @@ def merge_adapter(base: str, adapter: Path, out: Path) -> None:
     tokenizer.save_pretrained(out)
 
 
+def repeated_rows(rows: int, batch_size: int, processes: int) -> int:
+    """Rows that accelerate repeats each epoch to give every process a full last batch
+    (``even_batches``): one process would take a smaller last step instead, so training
+    then differs from the one-process run. 0 when the rows fill whole steps.
+
+    >>> repeated_rows(5, 1, 2), repeated_rows(4, 1, 2), repeated_rows(5, 2, 1)
+    (1, 0, 0)
+    """
+    return 0 if processes == 1 else -rows % (batch_size * processes)
+
+
+def note_repeated_rows(counts: dict[str, int], args: Any, ranks: Ranks) -> None:
+    """Count (and warn about) the rows repeated to fill each epoch's last step."""
+    repeated = repeated_rows(counts["rows"], args.per_device_train_batch_size, ranks.count)
+    if repeated:
+        counts["rows_repeated_per_epoch"] = repeated
+        if ranks.main:
+            log.warning(
+                "%d rows over %d processes x batch %d: each epoch's last step repeats %d rows "
+                "from its start (accelerate's even_batches), where one process would take a "
+                "smaller last step; for identical training use a multiple of %d rows",
+                counts["rows"], ranks.count, args.per_device_train_batch_size, repeated,
+                ranks.count * args.per_device_train_batch_size,
+            )  # fmt: skip
+
+
 def prepare_out(out_dir: str | Path, fingerprint: str, args: Any) -> OutDir:
     """Check that every rank holds the same inputs, find the checkpoint to resume from, and
     (main process) write the resume marker. ``args``: the trainer's ``TrainingArguments``."""

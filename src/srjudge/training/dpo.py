@@ -35,6 +35,7 @@ from srjudge.training.common import (
     load_for_training,
     lora_config,
     message_dicts,
+    note_repeated_rows,
     prepare_out,
     quiet_datasets,
     train_and_save,
@@ -110,6 +111,7 @@ def run_dpo(
         precompute_ref_log_probs=settings.precompute_ref_log_probs,
     )
     out = prepare_out(out_dir, fingerprint, config)
+    note_repeated_rows(counts, config, out.ranks)
     trainer_class, trainer_note = _trainer_class(settings, config)
     if ref_path is not None:
         reference = "separate model"

@@ -32,6 +32,7 @@ from srjudge.training.common import (
     load_for_training,
     lora_config,
     message_dicts,
+    note_repeated_rows,
     prepare_out,
     quiet_datasets,
     train_and_save,
@@ -138,6 +139,7 @@ def run_sft(
         **training_args(settings, Path(out_dir) / CHECKPOINT_DIR), completion_only_loss=True
     )
     out = prepare_out(out_dir, fingerprint, config)
+    note_repeated_rows(counts, config, out.ranks)
     provenance = {
         "kind": "sft",
         "input_model": model,

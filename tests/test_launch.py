@@ -211,3 +211,15 @@ def test_shipped_accelerate_configs_parse_with_accelerate(name, kind):
 def test_an_unknown_accelerate_config_is_refused():
     with pytest.raises(ValueError, match="no such file 'nope.yaml'.*ddp, fsdp"):
         load_config(DEMO, ["launch.config_file=nope.yaml"])
+
+
+def test_engine_options_reach_each_workers_backend():
+    import pickle
+
+    from srjudge.judging.backends import SamplingParams
+    from srjudge.loop.run import default_backend_factory
+
+    cfg = load_config(DEMO, ["backend=mock", "launch.engine_options={outputs: ['Ok. [RESULT] 5']}"])
+    factory = pickle.loads(pickle.dumps(default_backend_factory(cfg)))  # as a worker gets it
+    backend = factory("m")
+    assert backend.generate([[Message("user", "q")]], SamplingParams()) == [["Ok. [RESULT] 5"]]

@@ -174,6 +174,9 @@ class LaunchConfig:
     devices_per_worker: int = 1
     """GPUs each sampling worker sees (worker w: devices w*k .. w*k+k-1); more than 1 for an
     engine that spans several, e.g. vLLM with ``tensor_parallel_size``."""
+    engine_options: dict[str, Any] = field(default_factory=dict)
+    """Options for each worker's sampling backend (``load_backend(backend, model, **these)``),
+    e.g. ``{tensor_parallel_size: 4, gpu_memory_utilization: 0.85}`` for vLLM."""
 
     def __post_init__(self) -> None:
         for name in ("num_processes", "num_machines", "sample_workers", "devices_per_worker"):

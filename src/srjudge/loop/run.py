@@ -50,7 +50,10 @@ log = logging.getLogger("srjudge.loop")
 
 
 def default_backend_factory(cfg: RunConfig) -> BackendFactory:
-    return partial(load_backend, cfg.backend)  # picklable: sampling workers build their own
+    """``load_backend(cfg.backend, model, **launch.engine_options)``; picklable, so that
+    sampling workers build their own."""
+    options = cfg.launch.engine_options if cfg.launch is not None else {}
+    return partial(load_backend, cfg.backend, **options)
 
 
 TRAINING_STAGES = ("sft_pointwise", "sft_pairwise", "_dpo", "_best_of_n_sft")

@@ -6,8 +6,8 @@
   1 process x batch 2; its sampling and evaluation, split over 2 workers, write exactly the
   files of one worker.
 * Only rank 0 writes: rank 1 is audited (``tests/rank_audit/sitecustomize.py``, Python audit
-  hooks) and writes nothing under the run folder but the trainer's own per-rank RNG state in
-  each checkpoint.
+  hooks) and writes nothing under the run folder but scratch in the checkpoint folder (the
+  trainer's per-rank RNG state, datasets' map caches), which is deleted at the end.
 * ``kill -9`` of rank 1 in the middle of SFT fails the stage cleanly (no stage.json, a clear
   error); rerunning resumes from the last checkpoint and ends with the uninterrupted weights.
 * Sampling with the real tiny model (seeded sampling, not a mock) over 2 spawned workers gives
@@ -176,12 +176,15 @@ def test_only_rank_0_writes(runs):
     assert len(logs) == 2  # rank 1 of each launch (SFT, DPO) reported
     writes = [line for log in logs for line in log.read_text().splitlines()]
     assert writes, "the audit saw nothing: is it installed?"
+    scratch = re.compile(
+        r"stages/\d\d_\w+/model/checkpoints/"
+        r"(checkpoint-\d+(/rng_state_1\.pth)?"  # the trainer's per-rank RNG state, for resume
+        r"|rows/(tmp\w+|cache-\w+\.arrow))"  # datasets' map caches beside the DPO rows
+    )
     for line in writes:
         event, path = line.split(" ", 1)
-        # the trainer saves each rank's RNG state into the checkpoint, for an exact resume
-        # (creating the checkpoint folder if rank 1 gets there first)
-        assert re.fullmatch(r"stages/\d\d_\w+/model/checkpoints/checkpoint-\d+"
-                            r"(/rng_state_1\.pth)?", path), line  # fmt: skip
+        assert scratch.fullmatch(path), line  # scratch in checkpoints/, deleted at the end
+    assert any("rng_state_1.pth" in line for line in writes)
 
 
 def _kill_rank_1_after(checkpoints: Path, step: int, killed: list[int]) -> None:

@@ -2,7 +2,7 @@
 
 Layers, lowest first (``docs/DESIGN.md`` has the table)::
 
-    base (records, resume, models, the package itself) -> data -> judging -> training
+    base (records, resume, models, errors, paths, the package itself) -> data -> judging -> training
     -> evaluation -> loop -> commands -> cli
 
 A module may import from its own layer or any layer below it, never above, and that includes
@@ -30,6 +30,8 @@ LAYERS: dict[str, int] = {
     "records": 0,
     "resume": 0,
     "models": 0,
+    "errors": 0,
+    "paths": 0,
     "data": 1,
     "judging": 2,
     "training": 3,

@@ -15,6 +15,7 @@ import argparse
 import sys
 
 from srjudge import data
+from srjudge.commands.argtypes import positive_int
 from srjudge.records import RecordError, write_jsonl
 
 
@@ -39,7 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     o.add_argument("eval", help="evaluation data")
     o.add_argument("--format-train", default="srjudge", **fmt)
     o.add_argument("--format-eval", default="srjudge", **fmt)
-    o.add_argument("--ngram", type=int, default=13, help="shared word n-gram length (default 13)")
+    o.add_argument(
+        "--ngram", type=positive_int, default=13, help="shared word n-gram length (default 13)"
+    )
 
 
 def _report_errors(errors: list[data.RowError]) -> None:

@@ -18,6 +18,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from srjudge.commands.argtypes import non_negative_int, positive_int
 from srjudge.commands.options import add_backend_arguments, backend_options
 
 
@@ -40,19 +41,23 @@ def eval_add_arguments(parser: argparse.ArgumentParser) -> None:
         default="rewardbench,biggen",
         help=f"comma-separated, from: {', '.join(BENCHMARKS)} (default: rewardbench,biggen)",
     )
-    parser.add_argument("--limit", type=int, help="items per benchmark (stratified, seeded)")
-    parser.add_argument("--samples", type=int, default=1, help="judgments per item (majority)")
+    parser.add_argument(
+        "--limit", type=positive_int, help="items per benchmark (stratified, seeded)"
+    )
+    parser.add_argument(
+        "--samples", type=positive_int, default=1, help="judgments per item (majority)"
+    )
     parser.add_argument("--out", help="output folder (default: evals/<model name>)")
     parser.add_argument(
         "--mode",
         choices=("pointwise", "pairwise"),
         help="pairwise turns rewardbench into rewardbench-pairwise",
     )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-new-tokens", type=int, default=512)
+    parser.add_argument("--seed", type=non_negative_int, default=0)
+    parser.add_argument("--max-new-tokens", type=positive_int, default=512)
     parser.add_argument(
         "--max-retries",
-        type=int,
+        type=non_negative_int,
         default=2,
         help="re-samples of an unparseable judgment (each costs a generation)",
     )
@@ -120,8 +125,8 @@ def eval_run(args: argparse.Namespace) -> int:
 def compare_add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_a", metavar="RUN_A", help="evaluation folder (metrics.json) A")
     parser.add_argument("run_b", metavar="RUN_B", help="evaluation folder B; deltas are B - A")
-    parser.add_argument("--n-boot", type=int, default=1000)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--n-boot", type=positive_int, default=1000)
+    parser.add_argument("--seed", type=non_negative_int, default=0)
 
 
 def compare_run(args: argparse.Namespace) -> int:

@@ -18,6 +18,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from srjudge.commands.argtypes import (
+    non_negative_float,
+    non_negative_int,
+    positive_int,
+    probability,
+)
 from srjudge.commands.options import (
     add_backend_arguments,
     backend_options,
@@ -31,19 +37,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input", required=True, help="srjudge JSONL of examples")
     parser.add_argument("--output", required=True, help="JSONL of judgments (appended, resumable)")
     add_backend_arguments(parser)
-    parser.add_argument("--samples", type=int, default=1, help="judgments per example (N)")
+    parser.add_argument("--samples", type=positive_int, default=1, help="judgments per example (N)")
     parser.add_argument(
-        "--temperature", type=float, help="default: 0 (greedy) for 1 sample, 1.0 for several"
+        "--temperature",
+        type=non_negative_float,
+        help="default: 0 (greedy) for 1 sample, 1.0 for several",
     )
-    parser.add_argument("--top-p", type=float, default=1.0)
-    parser.add_argument("--max-new-tokens", type=int, default=512)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--top-p", type=probability, default=1.0, help="in (0, 1]")
+    parser.add_argument("--max-new-tokens", type=positive_int, default=512)
+    parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument(
-        "--max-retries", type=int, default=2, help="re-samples of an unparseable judgment"
+        "--max-retries",
+        type=non_negative_int,
+        default=2,
+        help="re-samples of an unparseable judgment",
     )
     parser.add_argument(
         "--batch-size",
-        type=int,
+        type=positive_int,
         help="examples per backend call, and per resume step (default 8; the transformers "
         "backend decodes their samples together, up to its batch of 16 rows)",
     )

@@ -22,6 +22,14 @@ import time
 from importlib import resources
 from pathlib import Path
 
+from srjudge.commands.argtypes import (
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    probability,
+    unit_interval,
+)
 from srjudge.commands.options import (
     add_backend_arguments,
     backend_options,
@@ -38,11 +46,11 @@ def _setup_logging() -> None:
 def _add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="alias, directory or hub id to start from")
     p.add_argument("--out", required=True, help="output directory (a save_pretrained model)")
-    p.add_argument("--epochs", type=float, default=None, help="training epochs")
-    p.add_argument("--lr", type=float, default=None, help="learning rate")
-    p.add_argument("--max-length", type=int, default=None, help="max tokens per row")
+    p.add_argument("--epochs", type=positive_float, default=None, help="training epochs")
+    p.add_argument("--lr", type=positive_float, default=None, help="learning rate")
+    p.add_argument("--max-length", type=positive_int, default=None, help="max tokens per row")
     p.add_argument("--lora", action="store_true", help="train LoRA adapters (merged on save)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=non_negative_int, default=0)
 
 
 def _settings(cls, args: argparse.Namespace, **extra):
@@ -99,7 +107,9 @@ def merge_add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model_a", help="first model directory (e.g. the pointwise judge)")
     p.add_argument("model_b", help="second model directory (e.g. the pairwise judge)")
     p.add_argument("--out", required=True)
-    p.add_argument("--weight", type=float, default=0.5, help="out = weight*A + (1-weight)*B")
+    p.add_argument(
+        "--weight", type=unit_interval, default=0.5, help="out = weight*A + (1-weight)*B"
+    )
 
 
 def merge_run(args: argparse.Namespace) -> int:
@@ -119,14 +129,14 @@ def sample_add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="judgments JSONL (appended; rerun resumes)")
     add_backend_arguments(p)
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--fraction", type=float, help="share of inputs sampled (p%%)")
-    group.add_argument("--count", type=int, help="number of inputs sampled")
-    p.add_argument("--n", type=int, default=10, help="judgments per input (paper: 10)")
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--top-p", type=float, default=1.0)
-    p.add_argument("--max-new-tokens", type=int, default=512)
-    p.add_argument("--max-retries", type=int, default=2)
-    p.add_argument("--seed", type=int, default=0)
+    group.add_argument("--fraction", type=probability, help="share of inputs sampled (p%%)")
+    group.add_argument("--count", type=positive_int, help="number of inputs sampled")
+    p.add_argument("--n", type=positive_int, default=10, help="judgments per input (paper: 10)")
+    p.add_argument("--temperature", type=non_negative_float, default=1.0)
+    p.add_argument("--top-p", type=probability, default=1.0, help="in (0, 1]")
+    p.add_argument("--max-new-tokens", type=positive_int, default=512)
+    p.add_argument("--max-retries", type=non_negative_int, default=2)
+    p.add_argument("--seed", type=non_negative_int, default=0)
 
 
 def sample_run(args: argparse.Namespace) -> int:
@@ -178,18 +188,23 @@ def curate_add_arguments(p: argparse.ArgumentParser) -> None:
         help="preference pairs JSONL; meta-judge answers go to OUT.meta.jsonl (rerun resumes)",
     )
     p.add_argument("--strategy", default="correct_answer")
-    p.add_argument("--margin", type=int, default=2, help="min score gap (correct_answer)")
-    p.add_argument("--max-pairs-per-input", type=int, default=None)
+    p.add_argument(
+        "--margin", type=non_negative_int, default=2, help="min score gap (correct_answer)"
+    )
+    p.add_argument("--max-pairs-per-input", type=positive_int, default=None)
     p.add_argument(
         "--meta-model",
         default=None,
         help="model for meta_judge / rationale_meta / preference_reversal",
     )
     p.add_argument(
-        "--max-new-tokens", type=int, default=512, help="meta-judge answers: most new tokens"
+        "--max-new-tokens",
+        type=positive_int,
+        default=512,
+        help="meta-judge answers: most new tokens",
     )
     add_backend_arguments(p)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=non_negative_int, default=0)
 
 
 def curate_run(args: argparse.Namespace) -> int:
@@ -248,7 +263,7 @@ def dpo_add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="reference model (default: the starting model; with --lora the adapter-disabled base)",
     )
-    p.add_argument("--beta", type=float, default=None, help="DPO beta")
+    p.add_argument("--beta", type=positive_float, default=None, help="DPO beta")
 
 
 def dpo_run(args: argparse.Namespace) -> int:

@@ -47,6 +47,7 @@ from srjudge.records import (
     Rubric,
     check_preference,
     example_from_dict,
+    unknown_fields,
 )
 
 # ---------------------------------------------------------------------------------------
@@ -363,7 +364,7 @@ def _autoj(row: Any, line: int) -> PairwiseExample:
 
 def load_srjudge(path: str | Path) -> LoadResult:
     """srjudge's own JSONL (see docs/FORMAT.md)."""
-    return load_rows(path, "srjudge", _srjudge)
+    return load_rows(path, "srjudge", _srjudge, lint=unknown_fields)
 
 
 def load_feedback_collection(path: str | Path) -> LoadResult:

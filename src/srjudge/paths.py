@@ -132,6 +132,15 @@ def jsonl_objects_match(path: Path, predicate: Callable[[dict[str, Any]], bool])
     return True
 
 
+def json_object_has(path: Path, keys: Iterable[str]) -> bool:
+    """Whether ``path`` holds one JSON object with all of ``keys`` (a summary, a settings file)."""
+    try:
+        obj = json.loads(path.read_bytes())
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(obj, dict) and all(k in obj for k in keys)
+
+
 def has_keys(*keys: str) -> Callable[[dict[str, Any]], bool]:
     """A predicate for ``jsonl_objects_match``: the object has all of ``keys``."""
     return lambda obj: all(k in obj for k in keys)

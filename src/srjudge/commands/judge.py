@@ -9,14 +9,14 @@ One output line per example (``srjudge.judging.files`` describes it); rerunning 
 after an interruption, even ``kill -9``, continues where it stopped. Counts are printed and
 written with the provenance to ``<output stem>.summary.json``. Exit status: 0 when the file
 is complete (parse failures are counted, not errors), 1 when the backend failed, 2 for bad
-input or arguments.
+input or arguments. Bad input is refused before anything is written: see
+``srjudge.judging.files`` (paths, settings of a resumed file, changed input rows).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from srjudge.commands.argtypes import (
     non_negative_float,
@@ -71,13 +71,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from srjudge.judging.files import judge_file
+    from srjudge.judging.files import check_paths, judge_file
 
-    if not Path(args.input).is_file():  # before loading a model
-        print(f"error: input file {args.input} not found", file=sys.stderr)
-        return 2
-    try:
-        backend_options(args)  # a stray flag is refused before a model is loaded
+    try:  # before loading a model: the paths, and a stray flag
+        check_paths(args.input, args.output)
+        backend_options(args)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -35,6 +35,13 @@ from srjudge.commands.options import (
     backend_options,
     load_backend_from_args,
 )
+from srjudge.paths import (
+    looks_like,
+    refuse_foreign_file,
+    refuse_same_paths,
+    refuse_special,
+    require_file,
+)
 
 
 def _setup_logging() -> None:
@@ -141,22 +148,23 @@ def sample_add_arguments(p: argparse.ArgumentParser) -> None:
 
 def sample_run(args: argparse.Namespace) -> int:
     _setup_logging()
+    from srjudge.data.sources import load
     from srjudge.judging.backends import SamplingParams
     from srjudge.judging.sampling import sample_to_file, select_inputs
     from srjudge.loop.config import SampleConfig
-    from srjudge.records import load_examples, write_jsonl
 
-    try:
-        backend_options(args)  # a stray flag is refused before any work
+    out = Path(args.out)
+    inputs_path = out.with_suffix(".inputs.jsonl")
+    try:  # before any work: the paths, and a stray flag
+        _check_sample_paths(args.input, out, inputs_path)
+        backend_options(args)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    examples = load_examples(args.input)
+    examples = load(args.input, "srjudge").strict()
     if args.fraction is not None or args.count is not None:
         sample = SampleConfig(fraction=args.fraction, count=args.count)  # checks them
         examples = select_inputs(examples, args.seed, fraction=sample.fraction, count=sample.count)
-    out = Path(args.out)
-    write_jsonl(out.with_suffix(".inputs.jsonl"), examples)
     params = SamplingParams(
         n=args.n,
         temperature=args.temperature,
@@ -170,10 +178,22 @@ def sample_run(args: argparse.Namespace) -> int:
         params,
         out,
         max_retries=args.max_retries,
+        model=f"{args.backend}:{args.model}",
+        inputs_path=inputs_path,
     )
     print(json.dumps(counts, indent=2))
-    print(f"judgments: {out}\ninputs: {out.with_suffix('.inputs.jsonl')}")
+    print(f"judgments: {out}\ninputs: {inputs_path}")
     return 0
+
+
+def _check_sample_paths(input_path: str, out: Path, inputs_path: Path) -> None:
+    from srjudge.data.validate import EXAMPLE_KEYS
+
+    require_file(input_path, "--input")
+    refuse_same_paths({"--input": input_path}, {"--out": out, "its inputs file": inputs_path})
+    is_examples = looks_like(EXAMPLE_KEYS)
+    refuse_foreign_file(inputs_path, "inputs file", "an srjudge examples file", is_examples)
+    refuse_special(out, "--out")
 
 
 # --- curate ----------------------------------------------------------------------------
@@ -209,8 +229,9 @@ def curate_add_arguments(p: argparse.ArgumentParser) -> None:
 
 def curate_run(args: argparse.Namespace) -> int:
     _setup_logging()
+    from srjudge.data.sources import load
     from srjudge.judging.sampling import load_judgments
-    from srjudge.records import load_examples, to_dict, write_jsonl
+    from srjudge.records import to_dict, write_jsonl
     from srjudge.training.curate import STRATEGIES, CurationConfig, curate_all
     from srjudge.training.metajudge import meta_judge_inputs, meta_params, needs_meta_judge
 
@@ -222,8 +243,10 @@ def curate_run(args: argparse.Namespace) -> int:
     if needs_meta_judge(args.strategy) and not args.meta_model:
         print(f"error: strategy {args.strategy} needs --meta-model", file=sys.stderr)
         return 2
-    try:
-        backend_options(args)  # a stray flag is refused before any work
+    meta_path = Path(args.out).with_suffix(".meta.jsonl")
+    try:  # before any work: the paths, and a stray flag
+        _check_curate_paths(args, meta_path)
+        backend_options(args)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -233,9 +256,8 @@ def curate_run(args: argparse.Namespace) -> int:
         seed=args.seed,
         max_pairs_per_input=args.max_pairs_per_input,
     )
-    examples = {ex.id: ex for ex in load_examples(args.inputs)}
+    examples = {ex.id: ex for ex in load(args.inputs, "srjudge").strict()}
     judged = dict(load_judgments(Path(args.judgments)))
-    meta_path = Path(args.out).with_suffix(".meta.jsonl")
     extras = meta_judge_inputs(
         cfg.strategy,
         lambda: load_backend_from_args(args, args.meta_model),
@@ -243,6 +265,7 @@ def curate_run(args: argparse.Namespace) -> int:
         judged,
         meta_params(args.max_new_tokens, args.seed),
         meta_path,
+        model=f"{args.backend}:{args.meta_model}",
     )
     items = [(examples[i], js, extras.get(i, {})) for i, js in judged.items() if i in examples]
     pairs, stats = curate_all(items, cfg)
@@ -250,6 +273,23 @@ def curate_run(args: argparse.Namespace) -> int:
     print(json.dumps(to_dict(stats), indent=2))
     print(f"pairs: {args.out}" + (f"\nmeta-judge answers: {meta_path}" if extras else ""))
     return 0
+
+
+PAIR_KEYS = ("example_id", "prompt", "chosen", "rejected")
+
+
+def _check_curate_paths(args: argparse.Namespace, meta_path: Path) -> None:
+    inputs = {"--inputs": args.inputs, "--judgments": args.judgments}
+    for flag, path in inputs.items():
+        require_file(path, flag)
+    outputs = {
+        "--out": args.out,
+        "its meta-judge file": meta_path,
+        "its meta-judge settings": meta_path.with_suffix(".settings.json"),
+    }
+    refuse_same_paths(inputs, outputs)
+    refuse_foreign_file(args.out, "--out", "a preference pairs file", looks_like(PAIR_KEYS))
+    refuse_special(meta_path, "meta-judge file")
 
 
 # --- dpo -------------------------------------------------------------------------------

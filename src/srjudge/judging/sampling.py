@@ -11,14 +11,17 @@ extra times. One that still fails is kept as a ``Judgment`` with ``verdict=None`
 Retries of greedy decoding (temperature 0) would only repeat the same text, so they sample at
 ``GREEDY_RETRY_TEMPERATURE``; each judgment records the temperature and seed that produced it.
 
-``sample_to_file`` appends one line per input (``{"example_id", "kind", "judgments"}``)
-through ``ResumableJSONL``, so a killed sampling stage continues where it stopped;
-``load_judgments`` reads it back and ``select_inputs`` draws the inputs of an iteration.
+``sample_to_file`` appends one line per input (``{"example_id", "kind", "judgments",
+"input_sha256"}``) through ``ResumableJSONL``, so a killed sampling stage continues where it
+stopped; a rerun with other settings (model, sampling parameters, retries, templates: kept in
+``<stem>.settings.json``), other inputs or changed input rows is refused before anything is
+written. ``load_judgments`` reads it back and ``select_inputs`` draws the inputs of an iteration.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -29,16 +32,18 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from srjudge.errors import UserError
 from srjudge.judging.backends import Backend, SamplingParams
 from srjudge.judging.parsing import ParseFailure, parse_judgment
-from srjudge.judging.prompts import judge_prompt, judge_template_id
+from srjudge.judging.prompts import judge_prompt, judge_template_id, template_hash
 from srjudge.records import (
     Example,
     Judgment,
     Message,
+    example_hash,
     judgment_from_dict,
-    read_jsonl,
     to_dict,
+    write_jsonl,
 )
 from srjudge.resume import ResumableJSONL
 
@@ -228,13 +233,31 @@ def sample_to_file(
     *,
     max_retries: int = 2,
     batch_size: int | None = None,
+    model: str | None = None,
+    inputs_path: Path | None = None,
 ) -> dict[str, Any]:
     """N judgments per input appended to ``path`` (one line per input), skipping inputs
     already there, so a killed run continues where it stopped. Returns counts over the file.
 
     ``batch_size`` inputs go to the backend at once (and are one resume step); by default
-    the backend's own ``inputs_per_call``."""
-    with ResumableJSONL(path, key="example_id") as sink:
+    the backend's own ``inputs_per_call``. ``model`` (the name the backend is made from) is
+    part of the settings a rerun must match. ``inputs_path``, when given, receives the inputs
+    (srjudge JSONL) once those checks have passed."""
+    settings = {
+        "model": model,
+        "params": to_dict(params),
+        "max_retries": max_retries,
+        "templates": {
+            tid: template_hash(tid)
+            for tid in (judge_template_id(k) for k in ("pointwise", "pairwise"))
+        },
+    }
+    with ResumableJSONL(
+        path, key="example_id", settings=settings, fingerprint="input_sha256"
+    ) as sink:
+        _refuse_other_inputs(sink, inputs)
+        if inputs_path is not None:
+            write_jsonl(inputs_path, inputs)
         todo = [ex for ex in inputs if ex.id not in sink.done]
         if todo:  # the backend (a model load) only when there is work left
             backend = make_backend()
@@ -247,6 +270,7 @@ def sample_to_file(
                         "example_id": ex.id,
                         "kind": ex.kind,
                         "judgments": [to_dict(j) for j in judgments],
+                        "input_sha256": example_hash(ex),
                     }
                 )
     judgments = [j for _, js in load_judgments(path) for j in js]
@@ -260,6 +284,31 @@ def sample_to_file(
     }
 
 
+def _refuse_other_inputs(sink: ResumableJSONL, inputs: list[Example]) -> None:
+    extra = sorted(sink.done - {ex.id for ex in inputs})
+    if extra:
+        shown = ", ".join(repr(i) for i in extra[:3]) + (", ..." if len(extra) > 3 else "")
+        raise UserError(
+            f"{sink.path} holds judgments of {len(extra)} input(s) not selected now ({shown}): "
+            "it was started on other inputs (another --input, --count, --fraction or --seed), "
+            "and resuming would mix them; nothing was changed. Use another output path"
+        )
+    sink.refuse_changed({ex.id: example_hash(ex) for ex in inputs})
+
+
 def load_judgments(path: Path) -> Iterator[tuple[str, list[Judgment]]]:
-    for row in read_jsonl(path):
-        yield row["example_id"], [judgment_from_dict(j) for j in row["judgments"]]
+    """(example id, judgments) per line of a file ``sample_to_file`` wrote; a line that is
+    not one is a ``UserError`` naming the file and line."""
+    with open(path, "rb") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                judgments = [judgment_from_dict(j) for j in row["judgments"]]
+            except (ValueError, KeyError, TypeError, RecursionError) as e:
+                raise UserError(
+                    f"{path}:{lineno}: not a line of a judgments file (srjudge sample): "
+                    f"{type(e).__name__}: {e}"
+                ) from None
+            yield row["example_id"], judgments

@@ -3,7 +3,7 @@
     require_file("x.jsonl", "--input")          # a regular file: not missing, a folder or a FIFO
     refuse_same_paths({"--input": "x.jsonl"}, {"--output": "y.jsonl"})
     refuse_foreign_file("y.jsonl", "--out", "a pairs file", looks_like_pairs)
-    refuse_foreign_dir("ev", "--out", "an evaluation folder", ("settings.json",))
+    refuse_foreign_dir("ev", "--out", "an evaluation folder", lambda d: (d / "x.json").is_file())
 
 Each raises ``UserError`` naming the flag and the path. A verb calls them first, before it
 loads a model or writes a byte, so a refused command leaves every file as it was. An output

@@ -92,10 +92,11 @@ def _train_examples(args: argparse.Namespace):
 
 
 def eval_run(args: argparse.Namespace) -> int:
-    from srjudge.evaluation.evaluate import evaluate
+    from srjudge.evaluation.evaluate import check_out_dir, evaluate
 
     out = args.out or str(Path("evals") / Path(args.model.rstrip("/")).name)
     try:
+        check_out_dir(out)  # before a model is loaded
         options = backend_options(args)
         result = evaluate(
             args.model,

@@ -8,11 +8,16 @@
 
 Output in ``out_dir``: ``predictions.jsonl`` (one line per item, keyed ``<benchmark>/<id>``,
 written through ``ResumableJSONL``: a killed eval continues on rerun), ``metrics.json`` (written
-last) and ``settings.json`` (a rerun with other settings is refused). A prediction line::
+last) and ``settings.json`` (written first; a rerun with other settings, templates included,
+is refused saying what differs, and so is a rerun whose data changed under the same ids: each
+prediction keeps ``input_sha256``, the hash of the item judged). A folder that exists, is not
+empty and holds no ``settings.json`` of an evaluation is refused before anything is written.
+A prediction line::
 
     {"key": "biggen/biggen-x-gpt4", "benchmark": "biggen", "id": "biggen-x-gpt4",
      "mode": "pointwise", "pred": 4.0, "verdict": 4, "gold": 3.0, "gpt4": 4.0,
-     "rationale": "...", "judgments": 1, "parse_failures": 0, "stratum": "planning"}
+     "rationale": "...", "judgments": 1, "parse_failures": 0, "stratum": "planning",
+     "input_sha256": "..."}
 
 Overlap: given training examples, evaluation items whose prompt overlaps them
 (``data.find_overlap``) are left out and listed in ``metrics.json``; ``allow_overlap`` keeps
@@ -30,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from srjudge import __version__, data
+from srjudge.errors import UserError
 from srjudge.evaluation.benchmarks import (
     BENCHMARKS,
     MODE_VARIANTS,
@@ -45,8 +51,10 @@ from srjudge.evaluation.stats import bootstrap_ci
 from srjudge.evaluation.tasks import TASKS, JudgeOptions
 from srjudge.judging.backends import Backend, VerdictScorer
 from srjudge.judging.judge import Judge
-from srjudge.records import Example, read_jsonl
-from srjudge.resume import ResumableJSONL
+from srjudge.judging.prompts import judge_template_id, template_hash
+from srjudge.paths import json_object_has, refuse_foreign_dir, refuse_special
+from srjudge.records import Example, example_hash, read_jsonl
+from srjudge.resume import ResumableJSONL, settings_diff
 
 BATCH = 8
 """Items judged between two appends to ``predictions.jsonl``."""
@@ -95,15 +103,27 @@ def _as_judge(
     return judge
 
 
+def _is_eval_dir(out_dir: Path) -> bool:
+    return json_object_has(out_dir / "settings.json", ("model", "benchmarks", "samples"))
+
+
+def check_out_dir(out_dir: str | Path) -> None:
+    """Refuse an output folder that is a file, or holds files but is no evaluation folder."""
+    refuse_foreign_dir(out_dir, "--out", "an evaluation folder (no settings.json)", _is_eval_dir)
+    predictions = Path(out_dir) / "predictions.jsonl"
+    refuse_special(predictions, "predictions file")
+
+
 def _check_settings(out_dir: Path, settings: dict[str, Any]) -> None:
+    check_out_dir(out_dir)
     path = out_dir / "settings.json"
     if path.is_file():
         old = json.loads(path.read_text(encoding="utf-8"))
-        diff = [k for k in settings if k != "benchmarks" and old.get(k) != settings[k]]
+        diff = settings_diff(old, json.loads(json.dumps(settings)), ignore=("benchmarks",))
         if diff:
-            raise ValueError(
-                f"{out_dir} holds an evaluation with other settings ({', '.join(diff)}); "
-                "use another --out or delete it"
+            raise UserError(
+                f"{out_dir} holds an evaluation with other settings ({'; '.join(diff)}); "
+                "resuming would mix them, so nothing was changed. Use another --out or delete it"
             )
     out_dir.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
@@ -180,12 +200,18 @@ def evaluate(
         "allow_overlap": allow_overlap,
         "benchmarks": names,
         "paths": _normal_paths(paths, mode),
+        "templates": {
+            tid: template_hash(tid)
+            for tid in (
+                judge_template_id(m, score_only=score_only) for m in ("pointwise", "pairwise")
+            )
+        },
     }
     _check_settings(out, settings)
     train = list(train_examples) if train_examples is not None else None
     results: dict[str, BenchmarkResult] = {}
     started = time.time()
-    with ResumableJSONL(out / "predictions.jsonl", key="key") as sink:
+    with ResumableJSONL(out / "predictions.jsonl", key="key", fingerprint="input_sha256") as sink:
         for name in names:
             results[name] = _run_benchmark(
                 BENCHMARKS[name],
@@ -245,6 +271,8 @@ def _run_benchmark(
         examples = stratified_sample(examples, limit, bench.stratum, opts.seed)
     info["selected"] = len(examples)
     keys = {ex.id: f"{bench.name}/{ex.id}" for ex in examples}
+    hashes = {ex.id: example_hash(ex) for ex in examples}
+    sink.refuse_changed({keys[i]: h for i, h in hashes.items()})
     todo = [ex for ex in examples if keys[ex.id] not in sink.done]
     for i in range(0, len(todo), BATCH):
         batch = todo[i : i + BATCH]
@@ -258,7 +286,7 @@ def _run_benchmark(
             }
             if ex.id in flagged:
                 head["overlap"] = True
-            sink.append(head | rec)
+            sink.append(head | rec | {"input_sha256": hashes[ex.id]})
         if progress:
             done = len(examples) - len(todo) + i + len(batch)
             print(f"{bench.name}: {done}/{len(examples)} items judged", file=sys.stderr)

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from srjudge.errors import UserError
 from srjudge.evaluation.figures import (
     Figure,
     difference_histograms,
@@ -54,6 +55,7 @@ from srjudge.evaluation.results import (
     read_jsonl_tolerant,
 )
 from srjudge.evaluation.stats import format_estimate
+from srjudge.paths import refuse_foreign_file
 
 # (header, benchmark, metric); the paper's Table 2 and Table 3
 TABLE_POINTWISE: list[tuple[str, str, str]] = [
@@ -306,6 +308,19 @@ def build_sections(
     return sections
 
 
+def check_report_out(out: Path) -> None:
+    """Refuse a file as the folder, or a ``report.md``/``report.html`` srjudge did not write."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: exists and is not a folder")
+    for name in ("report.md", "report.html"):
+        refuse_foreign_file(out / name, name, "an srjudge report", _is_report)
+
+
+def _is_report(path: Path) -> bool:
+    head = path.read_bytes()[:4096]
+    return b"srjudge report" in head
+
+
 def write_report(
     run_dir_or_eval_dirs: str | Path | list[str | Path], out_dir: str | Path
 ) -> tuple[Path, Path]:
@@ -322,6 +337,7 @@ def write_report(
     title = f"srjudge report: {Path(target).name if is_run else 'evaluations'}"
     sections = build_sections(evals, iterations, losses)
     out = Path(out_dir)
+    check_report_out(out)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     for s in sections:
         if s.figure:

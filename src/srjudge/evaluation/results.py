@@ -14,9 +14,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from srjudge.errors import UserError
 from srjudge.evaluation.metrics import Record
 from srjudge.evaluation.stats import format_estimate
-from srjudge.records import read_jsonl
 
 # ---------------------------------------------------------------------------------------
 # results
@@ -100,9 +100,20 @@ def load_predictions(out_dir: str | Path) -> dict[str, dict[str, Record]]:
     """``{benchmark: {item id: prediction record}}`` from ``predictions.jsonl``."""
     out: dict[str, dict[str, Record]] = {}
     path = Path(out_dir) / "predictions.jsonl"
-    if path.is_file():
-        for rec in read_jsonl(path):
-            out.setdefault(rec["benchmark"], {})[rec["id"]] = rec
+    if not path.is_file():
+        return out
+    with open(path, "rb") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+                out.setdefault(rec["benchmark"], {})[rec["id"]] = rec
+            except (ValueError, KeyError, TypeError, RecursionError) as e:
+                raise UserError(
+                    f"{path}:{lineno}: not a prediction line (srjudge eval): "
+                    f"{type(e).__name__}: {e}"
+                ) from None
     return out
 
 

@@ -359,6 +359,22 @@ def pair_from_dict(d: dict[str, Any]) -> PreferencePair:
     return PreferencePair(**{**d, "prompt": _rebuild_messages(d["prompt"])})
 
 
+def load_pairs(path: str | Path) -> list[PreferencePair]:
+    """Preference pairs of a JSONL file (``srjudge curate``), strictly: a bad line is a
+    ``RecordError`` naming the file and line."""
+    out = []
+    with open(path, "rb") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                out.append(pair_from_dict(json.loads(line)))
+            except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
+                message = f"not a preference pair ({type(e).__name__}: {e})"
+                raise RecordError("<row>", message, f"{path}:{lineno}") from None
+    return out
+
+
 def to_dict(record: Any) -> dict[str, Any]:
     """Plain JSON-ready dict of any record (tuples become lists)."""
     return asdict(record)

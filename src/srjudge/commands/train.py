@@ -308,11 +308,11 @@ def dpo_add_arguments(p: argparse.ArgumentParser) -> None:
 
 def dpo_run(args: argparse.Namespace) -> int:
     _setup_logging()
-    from srjudge.records import pair_from_dict, read_jsonl
+    from srjudge.records import load_pairs
     from srjudge.training.dpo import run_dpo
     from srjudge.training.settings import DPOSettings
 
-    pairs = [pair_from_dict(d) for d in read_jsonl(args.pairs)]
+    pairs = load_pairs(require_file(args.pairs, "--pairs"))
     if not pairs:
         print(f"{args.pairs}: no preference pairs", file=sys.stderr)
         return 1

@@ -594,7 +594,7 @@ def test_cli_overlap(tmp_path, capsys):
     )
     out, err = capsys.readouterr()
     assert code == 1  # the fixture's bad row (line 4) was not checked: the check is incomplete
-    assert "rows could not be loaded" in err
+    assert "1 row(s) could not be loaded" in err
     assert "exact prompt matches: 1" in out and "exact\trewardbench-alpacaeval-easy-30\tt1" in out
 
 

@@ -7,12 +7,18 @@ being run, so ``srjudge --help`` and ``srjudge data validate`` start without imp
     srjudge --help
     srjudge data validate train.jsonl
     srjudge judge --model smollm2-135m --input x.jsonl --output y.jsonl
+
+Errors: a user error (``srjudge.errors.UserError``, any ``ValueError``, a file that cannot be
+read or written, a missing optional package) prints one line, ``srjudge VERB: error: ...``,
+and exits 2; Ctrl-C prints ``srjudge VERB: interrupted`` and exits 130; anything else is a bug:
+one line naming the exception, exit 1. ``SRJUDGE_DEBUG=1`` shows the traceback of all three.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # verb -> (module under srjudge.commands, attribute prefix, one-line help)
@@ -46,6 +52,11 @@ def _top_parser() -> argparse.ArgumentParser:
     return parser
 
 
+EXPECTED_ERRORS = (ValueError, OSError, ImportError)
+"""User errors: ``UserError`` and ``RecordError`` are ``ValueError``s; ``OSError``: a file
+that cannot be read or written; ``ImportError``: an optional package not installed."""
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -54,6 +65,31 @@ def main(argv: list[str] | None = None) -> int:
     if argv[0] not in COMMANDS:
         _top_parser().parse_args(argv[:1])  # prints the usage error and exits 2
     name = argv[0]
+    debug = os.environ.get("SRJUDGE_DEBUG", "") not in ("", "0")
+    try:
+        return _run(name, argv)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"\nsrjudge {name}: interrupted", file=sys.stderr)
+        return 130
+    except EXPECTED_ERRORS as e:
+        if debug:
+            raise
+        print(f"srjudge {name}: error: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:  # a bug: one line, the traceback on demand
+        if debug:
+            raise
+        print(
+            f"srjudge {name}: unexpected error: {type(e).__name__}: {e} "
+            "(set SRJUDGE_DEBUG=1 to see the traceback)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _run(name: str, argv: list[str]) -> int:
     module_name, prefix, help_ = COMMANDS[name]
     module = importlib.import_module(f"srjudge.commands.{module_name}")
     parser = argparse.ArgumentParser(prog=f"srjudge {name}", description=help_)

@@ -219,7 +219,8 @@ def _descriptions_by_score(descs: dict[Any, Any], name: str) -> list[Any]:
     """``{"1": d1, ..., "5": d5}`` -> ``[d1, ..., d5]``; any other set of keys is refused."""
     keys = [str(k) if isinstance(k, int) and not isinstance(k, bool) else k for k in descs]
     if sorted(k for k in keys if isinstance(k, str)) != list(_SCORE_KEYS) or len(keys) != 5:
-        raise RecordError(name, f"keys must be exactly 1..5, got {sorted(map(repr, descs))}")
+        got = ", ".join(sorted(repr(k) for k in descs))
+        raise RecordError(name, f"keys must be exactly 1..5, got {got}")
     by_key = dict(zip(keys, descs.values(), strict=True))
     return [by_key[k] for k in _SCORE_KEYS]
 

@@ -100,8 +100,7 @@ def _overlap(args: argparse.Namespace) -> int:
             print(f"error: {loaded.path}: no row loaded [{loaded.fmt}]", file=sys.stderr)
             return 2
     if errors:  # rows not compared: the check is incomplete
-        print(
-            f"error: {len(errors)} rows could not be loaded, so were not checked", file=sys.stderr
-        )
+        n = len(errors)
+        print(f"error: {n} row(s) could not be loaded, so were not checked", file=sys.stderr)
         return 1
     return 0

@@ -127,7 +127,7 @@ def jsonl_objects_match(path: Path, predicate: Callable[[dict[str, Any]], bool])
                 obj = json.loads(raw)
                 if not isinstance(obj, dict) or not predicate(obj):
                     return False
-    except (ValueError, RecursionError):  # JSON, UTF-8
+    except (OSError, ValueError, RecursionError):  # unreadable, not JSON, not UTF-8
         return False
     return True
 
@@ -136,7 +136,7 @@ def json_object_has(path: Path, keys: Iterable[str]) -> bool:
     """Whether ``path`` holds one JSON object with all of ``keys`` (a summary, a settings file)."""
     try:
         obj = json.loads(path.read_bytes())
-    except (ValueError, RecursionError):
+    except (OSError, ValueError, RecursionError):  # missing, unreadable, not JSON
         return False
     return isinstance(obj, dict) and all(k in obj for k in keys)
 

@@ -92,6 +92,8 @@ def sft_run(args: argparse.Namespace) -> int:
     from srjudge.training.sft import run_sft
 
     loaded = load(args.data, args.format)
+    for warning in loaded.warnings:
+        print(warning, file=sys.stderr)
     for err in loaded.errors:
         print(f"skipped bad row {err}", file=sys.stderr)
     examples = loaded.examples

@@ -53,8 +53,15 @@ def snapshot(folder: Path) -> dict[str, str]:
 
 def run_cli(capsys, *argv: Any) -> tuple[int, str]:
     """``srjudge ARGV`` in this process: (exit status, stderr); argparse exits count too."""
+    rc, _, err = run_cli_full(capsys, *argv)
+    return rc, err
+
+
+def run_cli_full(capsys, *argv: Any) -> tuple[int, str, str]:
+    """``srjudge ARGV`` in this process: (exit status, stdout, stderr)."""
     try:
         rc = cli.main([str(a) for a in argv])
     except SystemExit as e:
         rc = int(e.code or 0)
-    return rc, capsys.readouterr().err
+    out, err = capsys.readouterr()
+    return rc, out, err

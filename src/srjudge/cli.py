@@ -21,6 +21,8 @@ import importlib
 import os
 import sys
 
+import yaml
+
 # verb -> (module under srjudge.commands, attribute prefix, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "data": ("data", "", "validate, convert and check overlap of datasets"),
@@ -52,9 +54,10 @@ def _top_parser() -> argparse.ArgumentParser:
     return parser
 
 
-EXPECTED_ERRORS = (ValueError, OSError, ImportError)
+EXPECTED_ERRORS = (ValueError, OSError, ImportError, yaml.YAMLError)
 """User errors: ``UserError`` and ``RecordError`` are ``ValueError``s; ``OSError``: a file
-that cannot be read or written; ``ImportError``: an optional package not installed."""
+that cannot be read or written; ``ImportError``: an optional package not installed;
+``YAMLError``: a config file that is not YAML."""
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,6 +35,7 @@ from srjudge.commands.options import (
     backend_options,
     load_backend_from_args,
 )
+from srjudge.errors import UserError
 from srjudge.paths import (
     looks_like,
     refuse_foreign_file,
@@ -97,6 +98,9 @@ def sft_run(args: argparse.Namespace) -> int:
     for err in loaded.errors:
         print(f"skipped bad row {err}", file=sys.stderr)
     examples = loaded.examples
+    if not examples:  # before a model is loaded
+        bad = len(loaded.errors)
+        raise UserError(f"{args.data}: no usable row ({loaded.rows} rows, {bad} bad)")
     result = run_sft(
         args.model,
         examples,

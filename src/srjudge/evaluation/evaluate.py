@@ -264,6 +264,11 @@ def _run_benchmark(
     progress: bool,
 ) -> BenchmarkResult:
     examples, info = load_benchmark(bench, override, opts.seed)
+    if not examples:  # nothing to judge is an error, not a row of empty metrics
+        raise UserError(
+            f"{bench.name}: no item could be loaded from {', '.join(info['paths'])} "
+            f"({info['rows']} rows, {info['load_errors']} bad; 'srjudge data validate' lists them)"
+        )
     examples, overlap, flagged = _overlap(examples, train, allow_overlap)
     info["after_overlap"] = len(examples)
     loaded = examples
@@ -294,6 +299,12 @@ def _run_benchmark(
     records = [r for r in read_jsonl(sink.path) if r["key"] in wanted]
     metrics = compute_metrics(bench, records, n_boot=n_boot, seed=opts.seed)
     notes = benchmark_notes(bench, loaded, examples, records)
+    if info["load_errors"]:
+        notes.insert(
+            0,
+            f"{info['load_errors']} of {info['rows']} data rows could not be loaded and were "
+            "left out ('srjudge data validate' lists them)",
+        )
     if flagged:
         notes.insert(
             0,

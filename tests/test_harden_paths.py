@@ -239,3 +239,24 @@ def test_report_refuses_a_foreign_report_file(tmp_path, capsys, monkeypatch):
     assert run_cli(capsys, "report", "ev", "--out", "ev")[0] == 0
     assert run_cli(capsys, "report", "ev", "--out", "ev")[0] == 0
     assert json.loads((tmp_path / "ev" / "settings.json").read_text())["model"] == "m"
+
+
+@pytest.mark.parametrize("verb", ["run", "demo"])
+def test_run_dir_that_is_a_foreign_folder_is_refused(verb, tmp_path, capsys, monkeypatch):
+    from srjudge.commands.train import demo_config_path
+    from srjudge.loop import run as loop_run
+
+    def no_stage(cfg):
+        raise AssertionError("a refused run must not plan or run a stage")
+
+    monkeypatch.setattr(loop_run, "plan", no_stage)
+    monkeypatch.chdir(tmp_path)
+    _setup(tmp_path)
+    before = snapshot(tmp_path)
+    if verb == "run":
+        argv = ["run", demo_config_path(), "run_dir=foreign_dir"]
+    else:
+        argv = ["demo", "--run-dir", "foreign_dir"]
+    rc, err = run_cli(capsys, *argv)
+    assert rc == 2 and "run_dir foreign_dir is a folder that is not a run folder" in err, err
+    assert snapshot(tmp_path) == before

@@ -18,6 +18,7 @@ import yaml
 
 from srjudge import __version__
 from srjudge.loop.config import RunConfig, config_to_dict
+from srjudge.paths import refuse_foreign_dir
 
 
 def library_versions() -> dict[str, str]:
@@ -39,6 +40,11 @@ def write_json_atomic(path: Path, obj: Any) -> None:
 
 
 def check_config(cfg: RunConfig, run_dir: Path, allow_change: bool) -> None:
+    """Write the resolved config; refuse a folder that is no run folder, or (unless
+    ``allow_change``) a run folder started with another config."""
+    refuse_foreign_dir(
+        run_dir, "run_dir", "a run folder (no config.yaml)", lambda d: (d / "config.yaml").is_file()
+    )
     resolved = config_to_dict(cfg)
     path = run_dir / "config.yaml"
     if path.exists():

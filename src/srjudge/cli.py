@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "data": ("data", "", "validate, convert and check overlap of datasets"),
     "models": ("models", "", "list model aliases, whether each is present, where it is cached"),
     "judge": ("judge", "", "judge a JSONL of pointwise or pairwise examples (resumable)"),
+    "serve": ("serve", "", "serve a judge over HTTP: grade, compare, reward, OpenAI-compatible"),
     "sft": ("train", "sft_", "stage: supervised fine-tuning of a seed judge"),
     "merge": ("train", "merge_", "stage: linear weight merge of two judges"),
     "sample": ("train", "sample_", "stage: self-rationalization, N judgments per input"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import httpx
 import pytest
@@ -331,3 +332,25 @@ def test_model_name_is_the_only_model_clients_can_reach():
             {"model": "/home/me/other", "messages": [{"role": "user", "content": "x"}]},
         )
         assert r.status_code == 404
+
+
+def test_a_client_that_leaves_while_queued_costs_no_model_time():
+    backend = SlowMock(delay=1.0)
+    with running(backend, max_batch=1, max_wait_ms=0) as url:
+        out = {}
+
+        def first():
+            out["first"] = post(url, "/v1/grade", {"items": [point(0, 2)]})
+
+        t = threading.Thread(target=first)
+        t.start()
+        time.sleep(0.3)  # the first is running; the next one queues behind it, then leaves
+        with pytest.raises(httpx.TimeoutException):
+            httpx.post(url + "/v1/grade", json={"items": [point(1, 3)]}, timeout=0.3)
+        t.join()
+        after = post(url, "/v1/grade", {"items": [point(2, 4)]})
+        metrics = httpx.get(url + "/metrics").text
+    assert out["first"].json()["results"][0]["verdict"] == 2
+    assert after.json()["results"][0]["verdict"] == 4
+    assert backend.sizes == [1, 1]  # the one that left was never run
+    assert metric(metrics, "srjudge_client_disconnects_total") == 1

@@ -28,7 +28,7 @@ from collections.abc import AsyncIterator, Hashable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from srjudge import __version__
@@ -84,19 +84,33 @@ class Server:
     def _on_batch(self, stats: BatchStats) -> None:
         self.metrics.observe_batch(stats)
 
-    async def submit(self, key: Hashable, items: Sequence[Any]) -> list[Any]:
-        """Run items through the batcher; batcher and backend failures become error answers."""
+    async def submit(self, request: Request, key: Hashable, items: Sequence[Any]) -> list[Any]:
+        """Run items through the batcher. Batcher and backend failures become error answers;
+        when the client disconnects first, its items are withdrawn (skipped if not started)."""
+        work = asyncio.ensure_future(self.batcher.submit(key, items))
+        gone = asyncio.ensure_future(_disconnected(request))
         try:
-            return await asyncio.wait_for(
-                self.batcher.submit(key, items), self.settings.request_timeout_s
+            done, _ = await asyncio.wait(
+                {work, gone},
+                timeout=self.settings.request_timeout_s,
+                return_when=asyncio.FIRST_COMPLETED,
             )
+        finally:
+            gone.cancel()
+            if not work.done():
+                work.cancel()
+        if work not in done:
+            if gone in done:
+                self.metrics.disconnects.inc()
+                raise ApiError(499, "the client closed the request", "client_closed")
+            limit = int(self.settings.request_timeout_s)
+            raise ApiError(504, f"no answer from the model within {limit}s", "timeout")
+        try:
+            return work.result()
         except QueueFull as e:
             raise ApiError(503, str(e), "overloaded", headers={"Retry-After": "1"}) from None
         except BatcherStopped as e:
             raise ApiError(503, str(e), "unavailable", headers={"Retry-After": "1"}) from None
-        except TimeoutError:
-            limit = int(self.settings.request_timeout_s)
-            raise ApiError(504, f"no answer from the model within {limit}s", "timeout") from None
         except Exception:
             log.exception("backend call failed")
             raise ApiError(
@@ -146,6 +160,13 @@ class Server:
                 limit=s.max_new_tokens,
             )
         return jobs.sampling_params(samples, temperature, top_p, tokens, seed)
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns when the client goes away. The body has been read by then, so the next ASGI
+    message is ``http.disconnect``."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def item_error(e: jobs.ItemError) -> ApiError:
@@ -207,7 +228,7 @@ def _add_judge_routes(app: FastAPI, server: Server) -> None:
     name = server.settings.model_name
 
     @app.post("/v1/grade", response_model=schemas.GradeResponse)
-    async def grade(body: schemas.GradeRequest) -> schemas.GradeResponse:
+    async def grade(body: schemas.GradeRequest, request: Request) -> schemas.GradeResponse:
         server.check_count("items", len(body.items))
         params = server.params(
             body.samples, body.temperature, body.top_p, body.max_new_tokens, body.seed
@@ -226,12 +247,12 @@ def _add_judge_routes(app: FastAPI, server: Server) -> None:
                 field="expected_score",
             )
         key = jobs.GradeKey(params, body.score_only, body.expected_score)
-        grades = await server.submit(key, examples)
+        grades = await server.submit(request, key, examples)
         server.metrics.observe_items("/v1/grade", len(grades), jobs.parse_failures(grades))
         return schemas.GradeResponse(model=name, results=[jobs.grade_result(g) for g in grades])
 
     @app.post("/v1/compare", response_model=schemas.CompareResponse)
-    async def compare(body: schemas.CompareRequest) -> schemas.CompareResponse:
+    async def compare(body: schemas.CompareRequest, request: Request) -> schemas.CompareResponse:
         server.check_count("items", len(body.items))
         params = server.params(
             body.samples, body.temperature, body.top_p, body.max_new_tokens, body.seed
@@ -242,14 +263,14 @@ def _add_judge_routes(app: FastAPI, server: Server) -> None:
         except jobs.ItemError as e:
             raise item_error(e) from None
         key = jobs.CompareKey(params, body.score_only, body.both_orders)
-        results = await server.submit(key, examples)
+        results = await server.submit(request, key, examples)
         server.metrics.observe_items("/v1/compare", len(results), jobs.parse_failures(results))
         return schemas.CompareResponse(
             model=name, results=[jobs.compare_result(c) for c in results]
         )
 
     @app.post("/v1/reward", response_model=schemas.RewardResponse)
-    async def reward(body: schemas.RewardRequest) -> schemas.RewardResponse:
+    async def reward(body: schemas.RewardRequest, request: Request) -> schemas.RewardResponse:
         server.check_count("prompts", len(body.prompts))
         params = server.params(body.samples, body.temperature, 1.0, body.max_new_tokens, body.seed)
         try:
@@ -259,7 +280,7 @@ def _add_judge_routes(app: FastAPI, server: Server) -> None:
             raise item_error(e) from None
         scorer = server.work.reads_probabilities
         method = "expected_score" if scorer else "sampled_mean"
-        grades = await server.submit(jobs.GradeKey(params, False, scorer), examples)
+        grades = await server.submit(request, jobs.GradeKey(params, False, scorer), examples)
         server.metrics.observe_items("/v1/reward", len(grades), jobs.parse_failures(grades))
         rows = [jobs.reward_of(g, method) for g in grades]
         return schemas.RewardResponse(
@@ -293,14 +314,16 @@ def _check_chat(body: schemas.ChatRequest, server: Server) -> None:
 
 def _add_openai_routes(app: FastAPI, server: Server) -> None:
     @app.post("/v1/chat/completions", response_model=schemas.ChatResponse)
-    async def chat(body: schemas.ChatRequest) -> schemas.ChatResponse:
+    async def chat(body: schemas.ChatRequest, request: Request) -> schemas.ChatResponse:
         _check_chat(body, server)
         tokens = body.max_completion_tokens or body.max_tokens
         field = "max_completion_tokens" if body.max_completion_tokens else "max_tokens"
         params = server.params(
             body.n, body.temperature, body.top_p, tokens, body.seed or 0, names=("n", field)
         )
-        (texts,) = await server.submit(jobs.ChatKey(params), [jobs.chat_prompt(body.messages)])
+        (texts,) = await server.submit(
+            request, jobs.ChatKey(params), [jobs.chat_prompt(body.messages)]
+        )
         server.metrics.observe_items("/v1/chat/completions", 1)
         choices = [
             schemas.ChatChoice(index=i, message=schemas.ChatMessage(role="assistant", content=t))

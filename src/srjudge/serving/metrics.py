@@ -2,17 +2,16 @@
 
     GET /metrics      # Prometheus text format
 
-=================================== =============================================================
-``srjudge_requests_total``          requests by ``route`` and HTTP ``status``
-``srjudge_request_seconds``         request latency histogram by ``route``
-``srjudge_items_total``             items judged (grade/compare/reward) or prompts (chat) by route
-``srjudge_parse_failures_total``    judgments that did not parse after their retries, by route
-``srjudge_batch_items``             items per backend call (the dynamic batch size)
-``srjudge_batch_requests``          requests sharing one backend call
-``srjudge_batch_seconds``           time of one backend call
-``srjudge_backend_errors_total``    backend calls that raised
-``srjudge_queued_items``            items waiting for the model now
-=================================== =============================================================
+* ``srjudge_requests_total``: requests by ``route`` and HTTP ``status``
+* ``srjudge_request_seconds``: request latency histogram by ``route``
+* ``srjudge_items_total``: items judged (grade/compare/reward) or prompts (chat) by route
+* ``srjudge_parse_failures_total``: judgments that did not parse after their retries, by route
+* ``srjudge_batch_items``: items per backend call (the dynamic batch size)
+* ``srjudge_batch_requests``: requests sharing one backend call
+* ``srjudge_batch_seconds``: time of one backend call
+* ``srjudge_backend_errors_total``: backend calls that raised
+* ``srjudge_client_disconnects_total``: requests whose client left first (their queued items dropped)
+* ``srjudge_queued_items``: items waiting for the model now
 """
 
 from __future__ import annotations
@@ -70,6 +69,11 @@ class Metrics:
         )
         self.batch_seconds = Histogram(
             "srjudge_batch_seconds", "backend call time", buckets=LATENCY_BUCKETS, registry=r
+        )
+        self.disconnects = Counter(
+            "srjudge_client_disconnects",
+            "requests whose client left before the answer",
+            registry=r,
         )
         self.backend_errors = Counter(
             "srjudge_backend_errors", "backend calls that raised", registry=r

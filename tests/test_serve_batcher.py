@@ -173,3 +173,12 @@ def test_stats_are_reported_per_call():
 
     run(main())
     assert [(s.key, s.items, s.jobs, s.ok) for s in seen] == [("k", 3, 2, True)]
+
+
+def test_doctests():
+    import doctest
+
+    from srjudge.serving import jobs, settings
+
+    for module in (jobs, settings):
+        assert doctest.testmod(module).failed == 0, module.__name__

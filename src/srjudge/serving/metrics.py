@@ -10,7 +10,7 @@
 * ``srjudge_batch_requests``: requests sharing one backend call
 * ``srjudge_batch_seconds``: time of one backend call
 * ``srjudge_backend_errors_total``: backend calls that raised
-* ``srjudge_client_disconnects_total``: requests whose client left first (their queued items dropped)
+* ``srjudge_client_disconnects_total``: requests whose client left first (queued items dropped)
 * ``srjudge_queued_items``: items waiting for the model now
 """
 

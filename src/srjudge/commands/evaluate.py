@@ -74,7 +74,7 @@ def eval_add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _train_examples(args: argparse.Namespace):
     from srjudge.data.sources import load_srjudge
-    from srjudge.evaluation.evaluate import training_examples_from_run
+    from srjudge.loop.rundir import training_examples
 
     if not args.train_data and not args.train_run:
         return None
@@ -82,7 +82,7 @@ def _train_examples(args: argparse.Namespace):
     for path in args.train_data or []:
         out += load_srjudge(path).examples
     if args.train_run:
-        out += training_examples_from_run(args.train_run)
+        out += training_examples(args.train_run)
     return out
 
 
@@ -147,12 +147,12 @@ def report_add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def report_run(args: argparse.Namespace) -> int:
-    from srjudge.evaluation.report import write_report
+    from srjudge.loop.rundir import run_report
 
     target = args.run[0] if len(args.run) == 1 else args.run
     out = args.out or (args.run[0] if len(args.run) == 1 else "report")
     try:
-        md, html = write_report(target, out)
+        md, html = run_report(target, out)
     except FileNotFoundError as e:
         print(f"srjudge report: {e}", file=sys.stderr)
         return 2

@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "eval": ("evaluate", "eval_", "evaluate a judge on benchmarks, with confidence intervals"),
     "compare": ("evaluate", "compare_", "paired-bootstrap comparison of two evaluation runs"),
     "report": ("evaluate", "report_", "write report.md and report.html for a run"),
+    "annotate": ("annotate", "", "human side-by-side study of two judges' rationales (web page)"),
 }
 
 

@@ -37,6 +37,7 @@ def demo_study(path: Path, **kw) -> Path:
 
 
 def judge_study(path: Path, **kw) -> Path:
+    kw = {"label_a": "alpha-judge", "label_b": "beta-judge", **kw}
     create_study(
         JUDGE / "a.jsonl", JUDGE / "b.jsonl", path, examples=[JUDGE / "examples.jsonl"], **kw
     )
@@ -93,7 +94,7 @@ class LiveServer:
 def login(base_url: str, token: str) -> httpx.Client:
     client = httpx.Client(base_url=base_url, timeout=30)
     r = client.get(f"/t/{token}")
-    assert r.status_code == 200, r.status_code
+    assert r.status_code == 303 and "srjudge_annotator" in client.cookies, r.status_code
     return client
 
 

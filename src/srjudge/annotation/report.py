@@ -120,7 +120,8 @@ def agreement(rows: list[store.LabelRow]) -> dict[str, Any]:
 
     names, _, m = outcome_matrix(rows)
     keys = list(OUTCOMES)
-    three = np.where(m >= 0, np.vectorize(lambda i: _THREE_WAY[keys[i]] if i >= 0 else 0)(m), -1)
+    lut = np.array([_THREE_WAY[k] for k in keys])
+    three = np.where(m >= 0, lut[np.clip(m, 0, None)], -1)
     shared = (m >= 0).sum(axis=0) >= 2
     out: dict[str, Any] = {"annotators": len(names), "shared_items": int(shared.sum())}
     if len(names) < 2 or not shared.any():
@@ -129,13 +130,17 @@ def agreement(rows: list[store.LabelRow]) -> dict[str, Any]:
     data = np.where(three[:, shared] >= 0, three[:, shared], np.nan).astype(float)
     for level in ("nominal", "ordinal"):
         try:
-            value = krippendorff.alpha(
-                reliability_data=data, value_domain=[0, 1, 2], level_of_measurement=level
-            )
-            out[f"alpha_{level}"] = float(value)
-        except ValueError as e:  # e.g. every label the same: alpha is undefined
-            out[f"alpha_{level}"] = math.nan
-            out["note"] = f"alpha undefined: {e}"
+            with np.errstate(invalid="ignore", divide="ignore"):
+                value = float(
+                    krippendorff.alpha(
+                        reliability_data=data, value_domain=[0, 1, 2], level_of_measurement=level
+                    )
+                )
+        except ValueError:
+            value = math.nan
+        out[f"alpha_{level}"] = value
+        if math.isnan(value):  # every label the same outcome: no expected disagreement
+            out["note"] = "alpha undefined: all labels on shared items give one outcome"
     agree = pairs = 0
     for col in data.T:
         vals = col[~np.isnan(col)]
@@ -206,38 +211,25 @@ def winrate_figure(summary: dict[str, Any]) -> Figure | None:
     colors = {"win": "#2e7d32", "tie_good": "#b0bec5", "tie_poor": "#78909c", "loss": "#c62828"}
     a, b = summary["label_a"], summary["label_b"]
     names = {"win": f"{a} better", "loss": f"{b} better"}
-    fig, ax = plt.subplots(figsize=(8, 0.55 * len(rows) + 1.6))
+    fig, ax = plt.subplots(figsize=(8, 0.55 * len(rows) + 1.6), layout="constrained")
     for y, (_, entry) in enumerate(rows):
         left = 0.0
         for k in OUTCOMES:
             v = entry[k]["value"]
             v = 0.0 if math.isnan(v) else 100 * v
-            ax.barh(
-                y,
-                v,
-                left=left,
-                color=colors[k],
-                label=names.get(k, OUTCOMES[k]) if y == 0 else None,
-            )
+            label = names.get(k, OUTCOMES[k]) if y == 0 else None
+            ax.barh(y, v, left=left, color=colors[k], label=label)
             if v >= 6:
-                ax.text(
-                    left + v / 2,
-                    y,
-                    f"{v:.0f}%",
-                    ha="center",
-                    va="center",
-                    color="white",
-                    fontsize=9,
-                )
+                ax.text(left + v / 2, y, f"{v:.0f}%", ha="center", va="center", color="white")
             left += v
-    ax.set_yticks(range(len(rows)), [f"{n} ({e['labels']})" for n, e in rows])
+    ticks = [f"Average ({len(rows) - 1} annotators)"]
+    ticks += [f"{n} ({e['labels']} items)" for n, e in rows[1:]]
+    ax.set_yticks(range(len(rows)), ticks)
     ax.invert_yaxis()
     ax.set_xlim(0, 100)
     ax.set_xlabel("% of labelled items")
     ax.set_title(f"{a} vs {b}: which rationale is better ({summary['study_items']} items)")
-    ax.legend(
-        ncol=4, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.28 - 0.02 * len(rows))
-    )
+    fig.legend(loc="outside lower center", ncol=4, fontsize=9, frameon=False)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
@@ -328,6 +320,17 @@ def study_sections(db_path: str | Path, *, n_boot: int = N_BOOT) -> list[Section
     return sections_from_summary(summarize(db_path, n_boot=n_boot))
 
 
+def _json_ready(obj: Any) -> Any:
+    """NaN (an undefined share or alpha) as null, so the file is strict JSON."""
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_json_ready(v) for v in obj]
+    return obj
+
+
 def write_study_report(
     db_path: str | Path, out_dir: str | Path, *, n_boot: int = N_BOOT
 ) -> tuple[Path, Path, dict[str, Any]]:
@@ -344,6 +347,6 @@ def write_study_report(
     md.write_text(render_markdown(title, sections), encoding="utf-8")
     html.write_text(render_html(title, sections), encoding="utf-8")
     (out / "annotation_report.json").write_text(
-        json.dumps(summary, indent=2, allow_nan=True) + "\n", encoding="utf-8"
+        json.dumps(_json_ready(summary), indent=2, allow_nan=False) + "\n", encoding="utf-8"
     )
     return md, html, summary

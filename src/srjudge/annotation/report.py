@@ -300,11 +300,8 @@ def sections_from_summary(summary: dict[str, Any]) -> list[Section]:
         )
     ]
     ag = _agreement_table(summary)
-    out.append(
-        Section(
-            "Inter-annotator agreement", ag, [] if ag else [summary["agreement"].get("note", "")]
-        )
-    )
+    note = summary["agreement"].get("note")
+    out.append(Section("Inter-annotator agreement", ag, [note] if note else []))
     out.append(
         Section(
             "Reasons given",

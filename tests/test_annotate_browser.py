@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+
 from annotate_support import LiveServer, add, db_labels, demo_study, judge_study
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")

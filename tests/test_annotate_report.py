@@ -7,8 +7,8 @@ import math
 from pathlib import Path
 
 import pytest
-from annotate_support import write_judge_pair
 
+from annotate_support import write_judge_pair
 from srjudge.annotation import store
 from srjudge.annotation.report import (
     agreement,

@@ -271,3 +271,26 @@ def test_a_killed_server_loses_no_submitted_label(tmp_path):
             proc.wait()
     assert proc.returncode == -signal.SIGKILL
     assert db_labels(db) == saved
+
+
+def test_cli_refusals(tmp_path, capsys):
+    from srjudge.cli import main
+
+    db = judge_study(tmp_path / "s.db")
+    assert main(["annotate", "serve", str(db), "--host", "0.0.0.0"]) == 2
+    assert "--public" in capsys.readouterr().err
+    assert main(["annotate", "add-annotator", str(db), "a/b"]) == 2
+    assert main(["annotate", "add-annotator", str(db), "kim"]) == 0
+    url = capsys.readouterr().out.strip()
+    assert re.fullmatch(r"http://127\.0\.0\.1:8080/t/[A-Za-z0-9_-]{40,}", url)
+    assert main(["annotate", "add-annotator", str(db), "kim"]) == 2
+    assert "--new-token" in capsys.readouterr().err
+    old = url.rsplit("/", 1)[1]
+    assert main(["annotate", "add-annotator", str(db), "kim", "--new-token"]) == 0
+    new = capsys.readouterr().out.strip().rsplit("/", 1)[1]
+    client = TestClient(make_app(db))
+    assert client.get(f"/t/{old}").status_code == 403 and client.get(f"/t/{new}").status_code == 200
+    not_db = tmp_path / "x.db"
+    not_db.write_text("hello")
+    assert main(["annotate", "report", str(not_db)]) == 2
+    assert "not a srjudge study database" in capsys.readouterr().err

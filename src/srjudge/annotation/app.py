@@ -70,6 +70,15 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def check_host(host: str, public: bool) -> None:
+    """Refuse a non-loopback ``host`` unless ``public`` (``--public``)."""
+    if not is_loopback(host) and not public:
+        raise store.StudyError(
+            f"--host {host} is not a loopback address: add --public to serve other machines "
+            "(each annotator still needs their token; put TLS in front of it)"
+        )
+
+
 class SecurityHeaders:
     """Adds ``SECURITY_HEADERS`` to every response (pure ASGI middleware)."""
 
@@ -329,11 +338,7 @@ def serve(
     """Run the app under uvicorn until interrupted; non-loopback hosts need ``public``."""
     import uvicorn
 
-    if not is_loopback(host) and not public:
-        raise store.StudyError(
-            f"--host {host} is not a loopback address: add --public to serve other machines "
-            "(each annotator still needs their token; put TLS in front of it)"
-        )
+    check_host(host, public)
     app = make_app(db_path)
     uvicorn.run(
         app,

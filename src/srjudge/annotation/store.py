@@ -165,7 +165,10 @@ def connect(path: str | Path) -> sqlite3.Connection:
     """Open an existing study (never creates one)."""
     if not Path(path).is_file():
         raise StudyError(f"{path}: study not found (srjudge annotate create makes one)")
-    conn = _connect(path)
+    try:
+        conn = _connect(path)
+    except sqlite3.DatabaseError:
+        raise StudyError(f"{path}: not a srjudge study database") from None
     try:
         row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
     except sqlite3.DatabaseError:

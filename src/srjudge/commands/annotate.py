@@ -123,8 +123,9 @@ def _add_annotator(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from srjudge.annotation import store
-    from srjudge.annotation.app import serve
+    from srjudge.annotation.app import check_host, serve
 
+    check_host(args.host, args.public)
     with store.opened(args.study) as conn:
         n, people = store.item_count(conn), store.annotators(conn)
     print(

@@ -145,6 +145,8 @@ def test_untrusted_text_is_escaped_and_no_inline_script_is_allowed(study):
     assert "&lt;script&gt;window.__pwned = &#39;response&#39;&lt;/script&gt;" in html
     csp = pages[0].headers["content-security-policy"]
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+    assert "Saved item" not in client.get("/item/1?saved=%3Cb%3Ecall%20us").text
+    assert "Saved item 3" in client.get("/item/1?saved=3").text
     scripts = re.findall(r"<script[^>]*>", html)
     assert set(scripts) == {'<script src="/static/annotate.js" defer>'}
 

@@ -9,6 +9,7 @@ Set ``SRJUDGE_SCREENSHOTS=DIR`` to keep a screenshot of the labelled page.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -17,6 +18,8 @@ from pathlib import Path
 import pytest
 
 from annotate_support import LiveServer, add, db_labels, demo_study, judge_study
+from srjudge.annotation.labelstudio import export_label_studio, import_label_studio
+from srjudge.annotation.report import write_study_report
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 
@@ -129,6 +132,17 @@ def test_label_with_mouse_and_keyboard_go_back_change_reload(driver, tmp_path):
         ("ann", 2): ("2", ("rubric",), ""),
         ("ann", 3): ("tie_poor", ("clear",), ""),
     }
+    # the same study exported to Label Studio, an export read back, both reported together
+    tasks = json.loads(export_label_studio(db, tmp_path / "ls")[0].read_text())
+    pick = {"from_name": "preference", "to_name": "rationale_1", "type": "choices"}
+    ann = {"completed_by": 3, "result": [pick | {"value": {"choices": ["Rationale 1"]}}]}
+    export = [{"id": k, "data": t["data"], "annotations": [ann]} for k, t in enumerate(tasks)]
+    (tmp_path / "ls.json").write_text(json.dumps(export))
+    import_label_studio(db, tmp_path / "ls.json")
+    md, _, summary = write_study_report(db, tmp_path / "report", n_boot=50)
+    assert set(summary["win_rates"]["annotators"]) == {"ann", "label-studio:3"}
+    assert summary["agreement"]["shared_items"] == 3
+    assert "| label-studio:3 | 4 |" in md.read_text()
 
 
 def test_script_in_model_text_does_not_run(driver, tmp_path):

@@ -215,7 +215,7 @@ class Annotate:
             "next_url": f"/item/{position + 1}" if position < self.total else "/done",
             "todo_url": self._next_url(done, position),
             "error": error,
-            "saved": request.query_params.get("saved"),
+            "saved": _saved(request),
             "max_comment": store.MAX_COMMENT,
         }
         return self.templates.TemplateResponse(request, "item.html.j2", context, status_code=status)
@@ -269,6 +269,12 @@ class Annotate:
             title=f"Error {status}", message=detail
         )
         return HTMLResponse(html, status_code=status, headers=headers)
+
+
+def _saved(request: Request) -> int | None:
+    """The item just saved (``?saved=n``), shown as a notice; anything but a number is ignored."""
+    value = request.query_params.get("saved", "")
+    return int(value) if value.isdigit() and len(value) < 7 else None
 
 
 def _one(values: dict[str, list[str]], key: str, default: str | None = None) -> str:

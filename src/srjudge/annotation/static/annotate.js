@@ -27,6 +27,7 @@
       document.getElementById("choice-" + CHOICE_KEYS[e.key]).checked = true;
       e.preventDefault();
     } else if (e.key === "Enter") {
+      if (e.target.tagName === "A" || e.target.tagName === "BUTTON") { return; }  // their own action
       e.preventDefault();
       form.requestSubmit(document.getElementById("save"));
     } else if (e.key === "ArrowLeft") {

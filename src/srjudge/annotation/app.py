@@ -230,7 +230,8 @@ class Annotate:
         with store.opened(self.db) as conn:
             annotator = self._annotator(request, conn)
             item = store.shown_item(conn, position)
-            assert item is not None  # position checked
+            if item is None:
+                raise HTTPException(404, f"There is no item {position}.")
             values: dict[str, list[str]] = {}
             for k, v in fields:
                 values.setdefault(k, []).append(v)

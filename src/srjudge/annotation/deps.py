@@ -10,14 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from srjudge import __version__
-from srjudge.records import (
-    Example,
-    PairwiseExample,
-    PointwiseExample,
-    RecordError,
-    example_from_dict,
-    load_examples,
-)
+from srjudge.records import Example, PairwiseExample, RecordError, load_examples
 from srjudge.report import Figure, Section, render_html, render_markdown
 from srjudge.stats import bootstrap_ci
 
@@ -25,13 +18,11 @@ __all__ = [
     "Example",
     "Figure",
     "PairwiseExample",
-    "PointwiseExample",
     "RecordError",
     "Section",
     "__version__",
     "benchmark_examples",
     "bootstrap_ci",
-    "example_from_dict",
     "load_examples",
     "render_html",
     "render_markdown",

@@ -168,10 +168,13 @@ def _meta(
     seed: int,
     counts: dict[str, Any],
 ) -> dict[str, Any]:
+    name_a, name_b = label_a or a.label, label_b or b.label
+    if name_a == name_b:  # e.g. two judge outputs both called out.jsonl
+        name_a, name_b = f"{name_a} (A)", f"{name_b} (B)"
     return {
         "study_id": secrets.token_hex(8),
-        "label_a": label_a or a.label,
-        "label_b": label_b or b.label,
+        "label_a": name_a,
+        "label_b": name_b,
         "path_a": str(a.path),
         "path_b": str(b.path),
         "format": a.format,

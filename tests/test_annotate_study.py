@@ -197,10 +197,10 @@ def test_cli_create_reports_counts_and_errors(tmp_path, capsys):
 
 
 def test_files_written_by_srjudge_eval_and_judge_are_read(tmp_path):
-    """The real writers (mock backend): srjudge.evaluate and srjudge.judge.judge_file."""
-    from srjudge.backends import MockBackend
-    from srjudge.evaluate import evaluate
-    from srjudge.judge import judge_file
+    """The real writers (mock backend): srjudge.evaluation.evaluate and srjudge.judging.files.judge_file."""
+    from srjudge.judging.backends import MockBackend
+    from srjudge.evaluation.evaluate import evaluate
+    from srjudge.judging.files import judge_file
 
     heldout = DEMO / "00_data" / "heldout.jsonl"
     for name, text in (("a", "Careful reasons. [RESULT] 3"), ("b", "Other reasons. [RESULT] 3")):

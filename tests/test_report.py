@@ -1,4 +1,4 @@
-"""report.md / report.html from a (mock) run folder (srjudge.report)."""
+"""report.md / report.html from a (mock) run folder (srjudge.evaluation.report)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from srjudge.backends import MockBackend
-from srjudge.evaluate import evaluate
-from srjudge.judge import Judge
-from srjudge.report import display_name, find_evals, write_report
+from srjudge.evaluation.evaluate import evaluate
+from srjudge.evaluation.report import write_report
+from srjudge.evaluation.results import display_name, find_evals
+from srjudge.judging.backends import MockBackend
+from srjudge.judging.judge import Judge
 
 IMG = '<img src="data:image/png;base64,'
 

@@ -11,8 +11,9 @@ from typing import Any
 
 from srjudge import __version__
 from srjudge.records import Example, PairwiseExample, RecordError, load_examples
-from srjudge.report import Figure, Section, render_html, render_markdown
-from srjudge.stats import bootstrap_ci
+from srjudge.evaluation.figures import Figure
+from srjudge.evaluation.report import Section, render_html, render_markdown
+from srjudge.evaluation.stats import bootstrap_ci
 
 __all__ = [
     "Example",
@@ -31,7 +32,7 @@ __all__ = [
 
 def benchmark_examples(name: str, paths: list[str] | None, seed: int) -> list[Example]:
     """The items ``srjudge eval`` judged for benchmark ``name`` (before ``--limit``)."""
-    from srjudge.evaluate import BENCHMARKS, load_benchmark
+    from srjudge.evaluation.benchmarks import BENCHMARKS, load_benchmark
 
     if name not in BENCHMARKS:
         raise ValueError(f"unknown benchmark {name!r}")

@@ -365,6 +365,6 @@ def shown_response(ex: Example, side: str | None) -> dict[str, str]:
         return {"response": ex.response}
     if side is None:
         return {"response_1": ex.response_1, "response_2": ex.response_2}
-    chosen_first = ex.gold_preference in (1, None)  # as srjudge.evaluate grades the sides
+    chosen_first = ex.gold_preference in (1, None)  # as srjudge.evaluation grades the sides
     first = chosen_first == (side == "chosen")
     return {"response": ex.response_1 if first else ex.response_2}

@@ -5,12 +5,12 @@
 
     from srjudge.annotation.report import study_sections, summarize
     numbers = summarize("study.db")                   # the numbers, as a dict
-    sections = study_sections("study.db")             # srjudge.report Sections, for a run report
+    sections = study_sections("study.db")             # srjudge.evaluation.report Sections, for a run report
 
 Outcomes are from A's side (``--a`` of ``annotate create``): *A better*, *tie (both good)*,
 *tie (both poor)*, *B better*. Per annotator: the share of the items they labelled. The
 average over annotators (the paper's Figure 2 numbers) is the mean of the annotators' shares.
-Every share has a 95% percentile bootstrap CI over *items* (``srjudge.stats.bootstrap_ci``:
+Every share has a 95% percentile bootstrap CI over *items* (``srjudge.evaluation.stats.bootstrap_ci``:
 items resampled with replacement; the average is recomputed from each annotator's labels on
 the resampled items). Agreement is Krippendorff's alpha (the ``krippendorff`` package) over
 the annotators' three-way outcomes (A better / tie / B better), nominal and ordinal, on the
@@ -313,7 +313,7 @@ def sections_from_summary(summary: dict[str, Any]) -> list[Section]:
 
 
 def study_sections(db_path: str | Path, *, n_boot: int = N_BOOT) -> list[Section]:
-    """The study's results as ``srjudge.report`` sections (for ``srjudge report``)."""
+    """The study's results as ``srjudge.evaluation.report`` sections (for ``srjudge report``)."""
     return sections_from_summary(summarize(db_path, n_boot=n_boot))
 
 

@@ -1,6 +1,6 @@
 """Linear weight merge of two ``save_pretrained`` models of the same architecture (J_SFT).
 
-    from srjudge.merge import linear_merge
+    from srjudge.training.merge import linear_merge
     linear_merge("runs/x/sft_pointwise", "runs/x/sft_pairwise", "runs/x/j_sft", weight=0.5)
 
 ``out = weight * A + (1 - weight) * B`` for every tensor, computed by mergekit's ``linear``

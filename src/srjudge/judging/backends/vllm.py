@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from srjudge.backends import SamplingParams
+from srjudge.judging.backends import SamplingParams
 from srjudge.records import Message
 
 INSTALL_HINT = (
@@ -27,6 +27,9 @@ INSTALL_HINT = (
 class VLLMBackend:
     """A ``Backend`` over ``vllm.LLM``; ``options`` go to ``vllm.LLM`` unchanged
     (``dtype``, ``gpu_memory_utilization``, ``max_model_len``, ``tensor_parallel_size``, ...)."""
+
+    inputs_per_call = 32
+    """vLLM schedules many prompts at once; 32 inputs per call (and per resume step)."""
 
     def __init__(self, model: str, **options: Any):
         try:

@@ -27,7 +27,7 @@ from typing import Any
 
 import httpx
 
-from srjudge.backends import SamplingParams
+from srjudge.judging.backends import SamplingParams
 from srjudge.records import Message
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -40,6 +40,9 @@ class OpenAIError(RuntimeError):
 
 class OpenAIBackend:
     """A ``Backend`` over an OpenAI-compatible ``/chat/completions`` endpoint."""
+
+    inputs_per_call = 32
+    """Requests run ``concurrency`` at a time; 32 inputs per call (and per resume step)."""
 
     def __init__(
         self,

@@ -9,7 +9,7 @@ concatenating a growing cache every step) and the N samples are decoded together
 small sampling loop (temperature, top-p, seeded ``torch.Generator``) starting from the last
 prompt token. Rows that reach an end token leave the batch, so finished samples cost nothing.
 
-    from srjudge.backends import SamplingParams, load_backend
+    from srjudge.judging.backends import SamplingParams, load_backend
     backend = load_backend("transformers", "smollm2-135m")
     texts = backend.generate([messages], SamplingParams(n=8, temperature=1.0))  # [[8 strings]]
 
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 from transformers.cache_utils import DynamicCache, DynamicLayer
 
-from srjudge.backends import SamplingParams
+from srjudge.judging.backends import SamplingParams
 from srjudge.models import load_model_and_tokenizer, resolve_model
 from srjudge.records import Message
 
@@ -368,6 +368,8 @@ class TransformersBackend:
     the prefilled prompt). ``naive``: use ``model.generate`` (prefills n prompt copies).
     ``min_new_tokens``: forbid stopping earlier (benchmarks only).
     """
+
+    inputs_per_call = 1  # the N samples of one input fill a decode batch (Backend's doc)
 
     def __init__(
         self,

@@ -1,8 +1,8 @@
 """Preference curation (paper 3.3): sampled judgments -> DPO pairs, each with why it was kept.
 
 Pure functions: no model calls, no I/O. The model calls some strategies need (meta-judge
-ratings, best/worst picks, low-quality rationales) live in ``srjudge.metajudge``; their results
-come in as plain arguments, so curation can be rerun and audited offline.
+ratings, best/worst picks, low-quality rationales) live in ``srjudge.training.metajudge``;
+their results come in as plain arguments, so curation can be rerun and audited offline.
 
     cfg = CurationConfig("correct_answer", margin=2, max_pairs_per_input=20, seed=0)
     pairs, stats = curate_all([(example, judgments, {}) for example, judgments in sampled], cfg)
@@ -55,8 +55,8 @@ from dataclasses import dataclass, field
 from itertools import permutations
 from typing import Any, NamedTuple
 
-from srjudge.parsing import BestWorst
-from srjudge.prompts import judge_prompt
+from srjudge.judging.parsing import BestWorst
+from srjudge.judging.prompts import judge_prompt
 from srjudge.records import Example, Judgment, PairwiseExample, PreferencePair
 
 # ---------------------------------------------------------------------------------------
@@ -346,7 +346,7 @@ def preference_reversal_pairs(
 class Strategy(NamedTuple):
     run: Callable[[Example, Sequence[Judgment], CurationConfig, Mapping[str, Any]], Outcome]
     needs: tuple[str, ...] = ()
-    """Keyword inputs ``curate`` must be given (results of ``srjudge.metajudge``)."""
+    """Keyword inputs ``curate`` must be given (results of ``srjudge.training.metajudge``)."""
 
 
 STRATEGIES: dict[str, Strategy] = {

@@ -4,7 +4,7 @@
 
 Every field is documented where it is declared. Unknown keys and wrong types are rejected
 (dacite, strict), and contradictions between fields are rejected in ``__post_init__`` before
-any model is loaded. The resolved config is written into the run folder by ``srjudge.loop``.
+any model is loaded. The resolved config is written into the run folder by ``srjudge.loop.run``.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Any, Literal
 import dacite
 import yaml
 
-from srjudge.curate import STRATEGIES, CurationConfig
-from srjudge.train import DPOSettings, SFTSettings
+from srjudge.training.curate import STRATEGIES, CurationConfig
+from srjudge.training.settings import DPOSettings, SFTSettings
 
 
 @dataclass
@@ -128,7 +128,8 @@ class IterationConfig:
 @dataclass
 class EvalConfig:
     benchmarks: list[str] = field(default_factory=list)
-    """Names in ``srjudge.evaluate.BENCHMARKS``; 'in-domain' uses the held-out split."""
+    """Names in ``srjudge.evaluation.benchmarks.BENCHMARKS``; 'in-domain' uses the held-out
+    split."""
     models: list[Literal["seed", "sft", "iterations", "final"]] = field(
         default_factory=lambda: ["seed", "sft", "iterations"]
     )

@@ -1,52 +1,28 @@
-"""The self-rationalization loop: data -> SFT (pointwise, pairwise) -> merge -> for each
-iteration (sample -> curate -> DPO) -> evaluation -> report, resumable by stage.
+"""The stages of a run, one function each, and ``plan``: the ordered stages of a config.
 
-    from srjudge.config import load_config
-    from srjudge.loop import run
-    run(load_config("configs/demo.yaml"))
-
-Run folder layout (``RUN`` = ``cfg.directory``)::
-
-    RUN/config.yaml                      resolved config (a rerun must match it)
-    RUN/stages/NN_<name>/stage.json      provenance: inputs, outputs, counts, seconds, versions;
-                                         written last, so its existence means the stage finished
-    RUN/stages/00_data/{pointwise,pairwise,heldout}.jsonl
-    RUN/stages/NN_sft_pointwise/model/   save_pretrained directories (+ train_log.jsonl)
-    RUN/stages/NN_iter1_sample/judgments.jsonl   one line per input, appended as produced
-    RUN/stages/NN_iter1_curate/pairs.jsonl
-    RUN/stages/NN_iter1_dpo/model/
-    RUN/stages/NN_eval_<model>/metrics.json, predictions.jsonl
-    RUN/report.md, RUN/report.html
-
-A rerun skips every stage whose ``stage.json`` exists and continues an interrupted one:
-sampling and meta-judging append to resumable JSONL files keyed by example id; training
-resumes from its last checkpoint (``srjudge.train``).
+A stage function is ``(RunState, stage folder) -> dict`` (outputs and counts for its
+``stage.json``); ``loop.run.run`` calls them in order and skips finished ones. Each stage calls
+the same library functions as its CLI verb: data (``srjudge.data``), SFT and DPO
+(``srjudge.training``), sampling (``srjudge.judging.sampling``), curation
+(``srjudge.training.curate``), evaluation (``srjudge.evaluation``).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import platform
 import random
-import shutil
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from srjudge import __version__
-from srjudge.backends import Backend, SamplingParams, load_backend
-from srjudge.config import DataSource, IterationConfig, RunConfig, SampleConfig, config_to_dict
+from srjudge.judging.backends import Backend, SamplingParams
+from srjudge.judging.sampling import load_judgments, sample_to_file, select_inputs
+from srjudge.loop.config import DataSource, IterationConfig, RunConfig
 from srjudge.records import (
     Example,
     Judgment,
     example_from_dict,
-    judgment_from_dict,
     pair_from_dict,
     read_jsonl,
     to_dict,
@@ -142,7 +118,7 @@ def _short(examples: list[Example], max_chars: int | None) -> list[Example]:
     """Examples whose judge prompt (system + user text) has at most ``max_chars`` characters."""
     if max_chars is None:
         return examples
-    from srjudge.prompts import judge_prompt
+    from srjudge.judging.prompts import judge_prompt
 
     return [ex for ex in examples if sum(len(m.content) for m in judge_prompt(ex)) <= max_chars]
 
@@ -160,7 +136,7 @@ def _cap(examples: list[Example], cap: int | None, seed: int) -> list[Example]:
 
 def _sft_stage(kind: str) -> Callable[[RunState, Path], dict[str, Any]]:
     def stage(state: RunState, out: Path) -> dict[str, Any]:
-        from srjudge.train import run_sft
+        from srjudge.training.sft import run_sft
 
         stage_cfg = getattr(state.cfg, f"sft_{kind}")
         examples = _cap(_examples(state, kind), stage_cfg.max_examples, state.cfg.seed)
@@ -181,7 +157,7 @@ def _sft_stage(kind: str) -> Callable[[RunState, Path], dict[str, Any]]:
 
 
 def stage_merge(state: RunState, out: Path) -> dict[str, Any]:
-    from srjudge.merge import linear_merge
+    from srjudge.training.merge import linear_merge
 
     a = state.outputs["sft_pointwise"]["model"]
     b = state.outputs["sft_pairwise"]["model"]
@@ -189,17 +165,12 @@ def stage_merge(state: RunState, out: Path) -> dict[str, Any]:
     return {"model": str(out / "model"), "inputs": [a, b], "weight": state.cfg.merge.weight}
 
 
-def select_inputs(examples: list[Example], sample: SampleConfig, seed: int) -> list[Example]:
-    """The p_t% (or count) of training inputs self-rationalized this iteration, seeded."""
-    k = sample.count if sample.count is not None else round(len(examples) * sample.fraction)
-    k = max(1, min(k, len(examples)))
-    return random.Random(seed).sample(examples, k)
-
-
 def _sample_stage(t: int, it: IterationConfig) -> Callable[[RunState, Path], dict[str, Any]]:
     def stage(state: RunState, out: Path) -> dict[str, Any]:
         pool = [ex for kind in it.sample.modes for ex in _examples(state, kind)]
-        inputs = select_inputs(pool, it.sample, state.cfg.seed + t)
+        inputs = select_inputs(
+            pool, state.cfg.seed + t, fraction=it.sample.fraction, count=it.sample.count
+        )
         write_jsonl(out / "inputs.jsonl", inputs)
         params = SamplingParams(
             n=it.sample.n,
@@ -214,76 +185,30 @@ def _sample_stage(t: int, it: IterationConfig) -> Callable[[RunState, Path], dic
             params,
             out / "judgments.jsonl",
             max_retries=it.sample.max_retries,
-            batch_size=sample_batch_size(state.cfg.backend),
         )
         return {"model": state.current_model, "counts": counts, "params": to_dict(params)}
 
     return stage
 
 
-def sample_to_file(
-    make_backend: Callable[[], Backend],
-    inputs: list[Example],
-    params: SamplingParams,
-    path: Path,
-    *,
-    max_retries: int = 2,
-    batch_size: int = 1,
-) -> dict[str, Any]:
-    """N judgments per input appended to ``path`` (one line per input), skipping inputs
-    already there, so a killed run continues where it stopped. Returns counts over the file.
-
-    ``batch_size`` inputs go to the backend at once: 1 suits the transformers backend (it
-    samples prompt by prompt anyway, and every input becomes a resume point); vLLM and
-    HTTP backends gain from larger batches."""
-    from srjudge.judge import sample_judgments
-    from srjudge.resume import ResumableJSONL
-
-    with ResumableJSONL(path, key="example_id") as sink:
-        todo = [ex for ex in inputs if ex.id not in sink.done]
-        if todo:  # the backend (a model load) only when there is work left
-            for ex, judgments in sample_judgments(
-                make_backend(), todo, params, max_retries=max_retries, batch_size=batch_size
-            ):
-                sink.append(
-                    {
-                        "example_id": ex.id,
-                        "kind": ex.kind,
-                        "judgments": [to_dict(j) for j in judgments],
-                    }
-                )
-    judgments = [j for _, js in load_judgments(path) for j in js]
-    ok = [j for j in judgments if j.ok]
-    return {
-        "inputs_sampled": len(inputs),
-        "judgments": len(judgments),
-        "parse_failures": len(judgments) - len(ok),
-        "retries": sum(j.attempts - 1 for j in judgments),
-        "mean_rationale_chars": round(sum(len(j.rationale or "") for j in ok) / max(1, len(ok)), 1),
-    }
-
-
-def sample_batch_size(backend: str) -> int:
-    """Inputs per backend call (and per resume step) in the sampling stage. Transformers: one
-    input, whose N samples fill a decode batch by themselves at the paper's N=10."""
-    return 1 if backend in ("transformers", "mock") else 32
-
-
-def load_judgments(path: Path) -> Iterator[tuple[str, list[Judgment]]]:
-    for row in read_jsonl(path):
-        yield row["example_id"], [judgment_from_dict(j) for j in row["judgments"]]
-
-
 def _curate_stage(
     t: int, it: IterationConfig, sample_name: str
 ) -> Callable[[RunState, Path], dict[str, Any]]:
     def stage(state: RunState, out: Path) -> dict[str, Any]:
-        from srjudge.curate import curate_all
+        from srjudge.training.curate import curate_all
+        from srjudge.training.metajudge import meta_judge_inputs, meta_params
 
         sample_dir = state.run_dir / "stages" / state.outputs[sample_name]["dir"]
         examples = {d["id"]: example_from_dict(d) for d in read_jsonl(sample_dir / "inputs.jsonl")}
         judged = dict(load_judgments(sample_dir / "judgments.jsonl"))
-        extras = _meta_judge_extras(state, it, examples, judged, out)
+        extras = meta_judge_inputs(
+            it.curation.strategy,
+            lambda: state.backend_factory(it.meta_judge or state.current_model),
+            examples,
+            judged,
+            meta_params(it.sample.max_new_tokens, state.cfg.seed),
+            out / "meta.jsonl",
+        )
         items = [(examples[i], judged[i], extras.get(i, {})) for i in examples if i in judged]
         pairs, stats = curate_all(items, it.curation)
         write_jsonl(out / "pairs.jsonl", pairs)
@@ -296,57 +221,13 @@ def _curate_stage(
     return stage
 
 
-def _meta_judge_extras(
-    state: RunState,
-    it: IterationConfig,
-    examples: dict[str, Example],
-    judged: dict[str, list[Judgment]],
-    out: Path,
-) -> dict[str, dict[str, Any]]:
-    """Model calls some strategies need before the pure curation: meta-judge ratings (A.1.4),
-    best/worst rationale (A.1.6), low-quality rationales (A.1.5). Appended per input, resumable."""
-    from srjudge import metajudge
-    from srjudge.resume import ResumableJSONL
-
-    strategy = it.curation.strategy
-    if strategy not in ("meta_judge", "rationale_meta", "preference_reversal"):
-        return {}
-    params = SamplingParams(
-        n=1, temperature=0.0, max_new_tokens=it.sample.max_new_tokens, seed=state.cfg.seed
-    )
-    extras: dict[str, dict[str, Any]] = {}
-    with ResumableJSONL(out / "meta.jsonl", key="example_id") as sink:
-        backend = None
-        for ex_id, judgments in judged.items():
-            if ex_id in sink.done:
-                continue
-            backend = backend or state.backend_factory(it.meta_judge or state.current_model)
-            ex = examples[ex_id]
-            if strategy == "meta_judge":
-                extra = {"ratings": metajudge.rate_judgments(backend, ex, judgments, params)}
-            elif strategy == "rationale_meta":
-                bw = metajudge.pick_best_worst(backend, ex, judgments, params)
-                extra = {"best_worst": None if bw is None else to_dict(bw)}
-            else:
-                extra = {"low_quality": metajudge.write_low_quality(backend, ex, 1, params)}
-            sink.append({"example_id": ex_id, **extra})
-    for row in read_jsonl(out / "meta.jsonl"):
-        ex_id = row.pop("example_id")
-        if row.get("best_worst") is not None:
-            from srjudge.parsing import BestWorst
-
-            row["best_worst"] = BestWorst(**row["best_worst"])
-        extras[ex_id] = row
-    return extras
-
-
 def _train_stage(
     t: int, it: IterationConfig, curate_name: str, sample_name: str
 ) -> Callable[[RunState, Path], dict[str, Any]]:
     def stage(state: RunState, out: Path) -> dict[str, Any]:
         if it.method == "best_of_n_sft":
             return _best_of_n(state, it, sample_name, out)
-        from srjudge.train import run_dpo
+        from srjudge.training.dpo import run_dpo
 
         curate_dir = state.run_dir / "stages" / state.outputs[curate_name]["dir"]
         pairs = [pair_from_dict(d) for d in read_jsonl(curate_dir / "pairs.jsonl")]
@@ -376,8 +257,8 @@ def _train_stage(
 
 def _best_of_n(state: RunState, it: IterationConfig, sample_name: str, out: Path) -> dict[str, Any]:
     """Best-of-N baseline: SFT on the sampled judgments whose verdict equals the gold."""
-    from srjudge.curate import gold_verdict
-    from srjudge.train import run_sft
+    from srjudge.training.curate import gold_verdict
+    from srjudge.training.sft import run_sft
 
     sample_dir = state.run_dir / "stages" / state.outputs[sample_name]["dir"]
     examples = {d["id"]: example_from_dict(d) for d in read_jsonl(sample_dir / "inputs.jsonl")}
@@ -405,7 +286,7 @@ def _with_rationale(ex: Example, j: Judgment, k: int) -> Example:
 
 def _eval_stage(label: str) -> Callable[[RunState, Path], dict[str, Any]]:
     def stage(state: RunState, out: Path) -> dict[str, Any]:
-        from srjudge.evaluate import evaluate
+        from srjudge.evaluation.evaluate import evaluate
 
         model = _model_for(state, label)
         ev = state.cfg.eval
@@ -478,103 +359,3 @@ def eval_labels(cfg: RunConfig) -> list[str]:
         elif m == "final" and iters and iters[-1] not in labels:
             labels.append(iters[-1])
     return list(dict.fromkeys(labels))
-
-
-def _versions() -> dict[str, str]:
-    import importlib.metadata as md
-
-    out = {"srjudge": __version__, "python": platform.python_version()}
-    for pkg in ("torch", "transformers", "trl", "peft", "datasets"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            pass
-    return out
-
-
-def _write_json_atomic(path: Path, obj: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str))
-    os.replace(tmp, path)
-
-
-def _check_config(cfg: RunConfig, run_dir: Path, allow_change: bool) -> None:
-    resolved = config_to_dict(cfg)
-    path = run_dir / "config.yaml"
-    if path.exists():
-        before = yaml.safe_load(path.read_text())
-        if before != resolved and not allow_change:
-            changed = sorted(
-                k for k in set(before) | set(resolved) if before.get(k) != resolved.get(k)
-            )
-            raise ValueError(
-                f"{path} exists with a different config (changed: {', '.join(changed)}). "
-                "Use a new run_dir, or --allow-config-change to resume anyway."
-            )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(resolved, sort_keys=False))
-
-
-def _template_provenance() -> dict[str, Any]:
-    from srjudge import prompts
-
-    return {tid: prompts.template_hash(tid) for tid in prompts.TEMPLATE_IDS}
-
-
-def default_backend_factory(cfg: RunConfig) -> BackendFactory:
-    return lambda model: load_backend(cfg.backend, model)
-
-
-def run(
-    cfg: RunConfig,
-    *,
-    backend_factory: BackendFactory | None = None,
-    allow_config_change: bool = False,
-) -> RunState:
-    """Run (or resume) every stage of ``cfg``; returns the state with each stage's outputs."""
-    run_dir = cfg.directory
-    _check_config(cfg, run_dir, allow_config_change)
-    state = RunState(cfg, run_dir, backend_factory or default_backend_factory(cfg))
-    state.current_model = cfg.model
-    state.sft_model = cfg.model
-    templates = _template_provenance()
-    for i, stage in enumerate(plan(cfg)):
-        d = run_dir / "stages" / f"{i:02d}_{stage.name}"
-        done = d / "stage.json"
-        if done.exists():
-            record = json.loads(done.read_text())
-            log.info("stage %s: done, skipped", stage.name)
-        else:
-            d.mkdir(parents=True, exist_ok=True)
-            log.info("stage %s: running in %s", stage.name, d)
-            started = time.time()
-            record = {"stage": stage.name, "dir": d.name, "seed": cfg.seed, **stage.fn(state, d)}
-            record.update(
-                started=started,
-                seconds=round(time.time() - started, 2),
-                templates=templates,
-                versions=_versions(),
-                host=platform.node(),
-            )
-            _write_json_atomic(done, record)
-        record["dir"] = d.name
-        state.outputs[stage.name] = record
-        if stage.name == "merge" or (stage.name.startswith("sft_") and not _merges(cfg)):
-            state.sft_model = state.current_model = record["model"]
-        elif stage.name.endswith(("_dpo", "_best_of_n_sft")):
-            state.current_model = record["model"]
-    if cfg.report and cfg.eval.benchmarks:
-        from srjudge.report import write_report
-
-        write_report(run_dir, run_dir)
-    return state
-
-
-def _merges(cfg: RunConfig) -> bool:
-    return cfg.sft_pointwise.enabled and cfg.sft_pairwise.enabled
-
-
-def clean_stage(run_dir: Path, name: str) -> None:
-    """Remove a stage folder so the next run redoes it (and nothing after it is affected)."""
-    for d in (run_dir / "stages").glob(f"*_{name}"):
-        shutil.rmtree(d)

@@ -50,6 +50,10 @@ class Backend(Protocol):
 
     name: str
     """Identifies backend and model in provenance, e.g. ``transformers:/cache/smollm2-135m``."""
+    inputs_per_call: int
+    """Inputs the sampling stage sends per ``generate`` call (each call is also a resume
+    step): 1 for a local model whose N samples of one input fill a decode batch; more for
+    servers and engines that gain from many prompts at once."""
 
     def generate(
         self, prompts: Sequence[Sequence[Message]], params: SamplingParams
@@ -77,6 +81,8 @@ class MockBackend:
     >>> b.generate([[Message("user", "hi")]], SamplingParams(n=2))
     [['Fine. [RESULT] 4', 'Fine. [RESULT] 4']]
     """
+
+    inputs_per_call = 1
 
     def __init__(
         self,
@@ -107,9 +113,9 @@ class MockBackend:
 
 # name -> "module:factory"; factories take (model, **options) and return a Backend.
 _REGISTRY: dict[str, str] = {
-    "transformers": "srjudge.backends.transformers:TransformersBackend",
-    "vllm": "srjudge.backends.vllm:VLLMBackend",
-    "openai": "srjudge.backends.openai:OpenAIBackend",
+    "transformers": "srjudge.judging.backends.transformers:TransformersBackend",
+    "vllm": "srjudge.judging.backends.vllm:VLLMBackend",
+    "openai": "srjudge.judging.backends.openai:OpenAIBackend",
 }
 BACKENDS: tuple[str, ...] = (*_REGISTRY, "mock")
 

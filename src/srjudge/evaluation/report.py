@@ -1,6 +1,6 @@
 """``report.md`` + a self-contained ``report.html`` from a run's evaluations and stages.
 
-    from srjudge.report import write_report
+    from srjudge.evaluation.report import write_report
     md, html = write_report("runs/demo", "runs/demo")         # a run folder
     md, html = write_report(["ev/seed", "ev/iter2"], "out")   # or evaluation folders
 
@@ -18,7 +18,7 @@ figure, never the report)::
     RUN/stages/NN_<train stage>/train_log.jsonl  (or .../model/train_log.jsonl) TRL log
                                              history, one JSON object per line with "loss"
                                              and "step" (or "epoch")
-    RUN/stages/NN_eval_<label>/metrics.json  an ``srjudge.evaluate`` result (label: seed,
+    RUN/stages/NN_eval_<label>/metrics.json  an ``srjudge.evaluation.evaluate`` result (label: seed,
     RUN/stages/NN_eval_<label>/predictions.jsonl   sft, iter1_dpo, ...)
 
 A folder given directly may also be an evaluation folder (``metrics.json`` inside), or a folder
@@ -34,15 +34,26 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import math
 import re
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from srjudge.stats import format_estimate
+from srjudge.evaluation.figures import (
+    Figure,
+    difference_histograms,
+    loss_figure,
+    score_distributions,
+)
+from srjudge.evaluation.results import (
+    ModelEval,
+    display_name,
+    find_evals,
+    read_json_tolerant,
+    read_jsonl_tolerant,
+)
+from srjudge.evaluation.stats import format_estimate
 
 # (header, benchmark, metric); the paper's Table 2 and Table 3
 TABLE_POINTWISE: list[tuple[str, str, str]] = [
@@ -65,96 +76,6 @@ TABLE_PAIRWISE: list[tuple[str, str, str]] = [
     ("Safe-RLHF accuracy", "safe-rlhf", "accuracy"),
     ("Auto-J accuracy (no ties)", "autoj", "accuracy"),
 ]
-HIST_BENCHMARKS: dict[str, str] = {"biggen": "BiGGen (human)", "in-domain": "In-domain (GPT-4)"}
-
-
-@dataclass
-class ModelEval:
-    label: str
-    folder: Path
-    metrics: dict[str, Any]
-    predictions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-
-    def value(self, bench: str, metric: str) -> dict[str, Any] | None:
-        return self.metrics.get("benchmarks", {}).get(bench, {}).get("metrics", {}).get(metric)
-
-
-@dataclass
-class Figure:
-    name: str
-    title: str
-    png: bytes
-
-
-# ---------------------------------------------------------------------------------------
-# reading (tolerant)
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    try:
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                try:
-                    row = json.loads(line)
-                except ValueError:
-                    continue  # a torn last line of an interrupted run
-                if isinstance(row, dict):
-                    rows.append(row)
-    except OSError:
-        pass
-    return rows
-
-
-def display_name(label: str) -> str:
-    """Row names as in the paper: seed model, J_SFT, J_t.
-
-    >>> display_name("iter2_dpo"), display_name("sft")
-    ('J_2 (iter2_dpo)', 'J_SFT')
-    """
-    if label == "seed":
-        return "seed model"
-    if label == "sft":
-        return "J_SFT"
-    m = re.fullmatch(r"iter(\d+)_(\w+)", label)
-    return f"J_{m.group(1)} ({label})" if m else label
-
-
-def _eval_label(folder: Path, metrics: dict[str, Any]) -> str:
-    m = re.fullmatch(r"\d+_eval_(.+)", folder.name)
-    return m.group(1) if m else str(metrics.get("label") or folder.name)
-
-
-def _load_eval(folder: Path) -> ModelEval | None:
-    metrics = _read_json(folder / "metrics.json")
-    if not isinstance(metrics, dict):
-        return None
-    preds: dict[str, list[dict[str, Any]]] = {}
-    for rec in _read_jsonl(folder / "predictions.jsonl"):
-        preds.setdefault(str(rec.get("benchmark")), []).append(rec)
-    return ModelEval(_eval_label(folder, metrics), folder, metrics, preds)
-
-
-def find_evals(target: str | Path | list[str | Path]) -> list[ModelEval]:
-    """Evaluation folders of a run, of a parent folder, or given one by one (in order)."""
-    if isinstance(target, list | tuple):
-        folders = [Path(t) for t in target]
-    else:
-        root = Path(target)
-        if (root / "metrics.json").is_file():
-            folders = [root]
-        elif (root / "stages").is_dir():
-            folders = sorted(p for p in (root / "stages").glob("*_eval_*") if p.is_dir())
-        else:
-            folders = sorted(p.parent for p in root.glob("*/metrics.json"))
-    return [e for e in (_load_eval(f) for f in folders) if e is not None]
 
 
 @dataclass
@@ -177,7 +98,7 @@ def read_iterations(
     losses: dict[str, list[tuple[float, float]]] = {}
     for d in sorted(p for p in (run_dir / "stages").glob("*_*") if p.is_dir()):
         name = d.name.split("_", 1)[1]
-        info = _read_json(d / "stage.json") or {}
+        info = read_json_tolerant(d / "stage.json") or {}
         counts = info.get("counts") if isinstance(info.get("counts"), dict) else {}
         m = re.fullmatch(r"(iter\d+)_(\w+)", name)
         if m and m.group(2) == "sample":
@@ -193,7 +114,7 @@ def read_iterations(
             by_rule = counts.get("by_rule")
             row.by_rule = by_rule if isinstance(by_rule, dict) else {}
         for log in (d / "train_log.jsonl", d / "model" / "train_log.jsonl"):
-            curve = _loss_curve(_read_jsonl(log))
+            curve = _loss_curve(read_jsonl_tolerant(log))
             if curve:
                 losses[name] = curve
                 break
@@ -208,130 +129,6 @@ def _loss_curve(rows: list[dict[str, Any]]) -> list[tuple[float, float]]:
             x = r.get("step", r.get("epoch", i))
             curve.append((float(x if isinstance(x, int | float) else i), float(loss)))
     return curve
-
-
-# ---------------------------------------------------------------------------------------
-# figures
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _png(fig) -> bytes:
-    import io
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    _plt().close(fig)
-    return buf.getvalue()
-
-
-def _pred_gold(records: list[dict[str, Any]]) -> list[tuple[float, float]]:
-    return [
-        (float(r["pred"]), float(r["gold"]))
-        for r in records
-        if isinstance(r.get("pred"), int | float) and isinstance(r.get("gold"), int | float)
-    ]
-
-
-def _colors(evals: list[ModelEval]) -> dict[str, Any]:
-    """One colour per model in every figure (tab10 in row order); gold is grey."""
-    cycle = _plt().get_cmap("tab10").colors
-    colors: dict[str, Any] = {"gold": "0.55"}
-    for k, e in enumerate(evals):
-        colors[display_name(e.label)] = cycle[k % len(cycle)]
-    return colors
-
-
-def _grouped_bars(
-    ax, xs: list[int], series: dict[str, Counter], normalise: bool, colors: dict[str, Any]
-) -> None:
-    width = 0.8 / max(1, len(series))
-    for k, (name, counts) in enumerate(series.items()):
-        total = sum(counts.values()) or 1
-        heights = [counts.get(x, 0) / (total if normalise else 1) for x in xs]
-        xpos = [x - 0.4 + width * (k + 0.5) for x in xs]
-        ax.bar(xpos, heights, width, label=name, color=colors.get(name))
-    ax.set_xticks(xs)
-    ax.legend(fontsize=8)
-
-
-def difference_histograms(evals: list[ModelEval]) -> Figure | None:
-    """Figure 5: counts of round(predicted - gold) per model, one panel per benchmark."""
-    panels = []
-    for bench, title in HIST_BENCHMARKS.items():
-        series = {}
-        for e in evals:
-            pairs = _pred_gold(e.predictions.get(bench, []))
-            if pairs:
-                series[display_name(e.label)] = Counter(round(p - g) for p, g in pairs)
-        if series:
-            panels.append((title, series))
-    if not panels:
-        return None
-    plt = _plt()
-    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 3.6), squeeze=False)
-    for ax, (title, series) in zip(axes[0], panels, strict=True):
-        _grouped_bars(ax, list(range(-4, 5)), series, normalise=False, colors=_colors(evals))
-        ax.set_title(title)
-        ax.set_xlabel("predicted - gold (negative: judge scores below gold)")
-        ax.set_ylabel("items")
-    return Figure("differences", "Predicted - gold score per model (paper Figure 5)", _png(fig))
-
-
-def score_distributions(evals: list[ModelEval]) -> Figure | None:
-    """Share of each score 1..5 per model (and gold), one panel per pointwise benchmark."""
-    panels = []
-    for bench, title in {**HIST_BENCHMARKS, "rewardbench": "RewardBench (chosen+rejected)"}.items():
-        series: dict[str, Counter] = {}
-        for e in evals:
-            recs = e.predictions.get(bench, [])
-            if bench == "rewardbench":
-                scores = [
-                    r[s].get("verdict")
-                    for r in recs
-                    for s in ("chosen", "rejected")
-                    if isinstance(r.get(s), dict)
-                ]
-            else:
-                scores = [r.get("verdict") for r in recs]
-                gold = [round(r["gold"]) for r in recs if isinstance(r.get("gold"), int | float)]
-                if gold and "gold" not in series:
-                    series["gold"] = Counter(gold)
-            parsed = [s for s in scores if isinstance(s, int)]
-            if parsed:
-                series[display_name(e.label)] = Counter(parsed)
-        if any(k != "gold" for k in series):
-            panels.append((title, series))
-    if not panels:
-        return None
-    plt = _plt()
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 3.6), squeeze=False)
-    for ax, (title, series) in zip(axes[0], panels, strict=True):
-        _grouped_bars(ax, [1, 2, 3, 4, 5], series, normalise=True, colors=_colors(evals))
-        ax.set_title(title)
-        ax.set_xlabel("score")
-        ax.set_ylabel("share of items")
-    return Figure("scores", "Score distributions", _png(fig))
-
-
-def loss_figure(losses: dict[str, list[tuple[float, float]]]) -> Figure | None:
-    if not losses:
-        return None
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.5, 3.6))
-    for name, curve in losses.items():
-        ax.plot([x for x, _ in curve], [y for _, y in curve], marker=".", label=name)
-    ax.set_xlabel("step")
-    ax.set_ylabel("training loss")
-    ax.legend(fontsize=8)
-    return Figure("loss", "Training loss per stage (DPO, SFT)", _png(fig))
 
 
 # ---------------------------------------------------------------------------------------

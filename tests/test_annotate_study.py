@@ -197,9 +197,9 @@ def test_cli_create_reports_counts_and_errors(tmp_path, capsys):
 
 
 def test_files_written_by_srjudge_eval_and_judge_are_read(tmp_path):
-    """The real writers (mock backend): srjudge.evaluation.evaluate and srjudge.judging.files.judge_file."""
-    from srjudge.judging.backends import MockBackend
+    """The real writers (mock backend): evaluation.evaluate and judging.files.judge_file."""
     from srjudge.evaluation.evaluate import evaluate
+    from srjudge.judging.backends import MockBackend
     from srjudge.judging.files import judge_file
 
     heldout = DEMO / "00_data" / "heldout.jsonl"

@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from srjudge import __version__
-from srjudge.records import Example, PairwiseExample, RecordError, load_examples
 from srjudge.evaluation.figures import Figure
 from srjudge.evaluation.report import Section, render_html, render_markdown
 from srjudge.evaluation.stats import bootstrap_ci
+from srjudge.records import Example, PairwiseExample, RecordError, load_examples
 
 __all__ = [
     "Example",

@@ -5,12 +5,12 @@
 
     from srjudge.annotation.report import study_sections, summarize
     numbers = summarize("study.db")                   # the numbers, as a dict
-    sections = study_sections("study.db")             # srjudge.evaluation.report Sections, for a run report
+    sections = study_sections("study.db")             # report Sections, for a run report
 
 Outcomes are from A's side (``--a`` of ``annotate create``): *A better*, *tie (both good)*,
 *tie (both poor)*, *B better*. Per annotator: the share of the items they labelled. The
 average over annotators (the paper's Figure 2 numbers) is the mean of the annotators' shares.
-Every share has a 95% percentile bootstrap CI over *items* (``srjudge.evaluation.stats.bootstrap_ci``:
+Every share has a 95% percentile bootstrap CI over *items* (``evaluation.stats.bootstrap_ci``:
 items resampled with replacement; the average is recomputed from each annotator's labels on
 the resampled items). Agreement is Krippendorff's alpha (the ``krippendorff`` package) over
 the annotators' three-way outcomes (A better / tie / B better), nominal and ordinal, on the

@@ -35,6 +35,7 @@ LAYERS: dict[str, int] = {
     "judging": 2,
     "training": 3,
     "evaluation": 4,
+    "annotation": 4,  # the human study: reads evaluation outputs, serves a page
     "loop": 5,
     "commands": 6,
     "cli": 7,

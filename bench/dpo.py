@@ -1,8 +1,8 @@
 """DPO cost: TRL's reference set-ups vs ours (reference log-probs precomputed, prompts shared).
 
 One DPO epoch with LoRA on SmolLM2-135M (``resolve_model("smollm2-135m")``, float32, CPU) over
-K real preference pairs, through ``srjudge.train.run_dpo``; each variant in its own subprocess
-so that peak RSS is per variant:
+K real preference pairs, through ``srjudge.training.dpo.run_dpo``; each variant in its own
+subprocess so that peak RSS is per variant:
 
 * ``trl_ref_copy``: TRL's default when a reference model is given: a separate frozen copy of the
   reference (here a byte copy of the SmolLM2 directory, so it is loaded as its own model) and
@@ -12,7 +12,7 @@ so that peak RSS is per variant:
 * ``precompute_only`` (ablation): ``precompute_ref_log_probs=True``, TRL's plain forward.
 * ``ours`` (``run_dpo``'s defaults): ``precompute_ref_log_probs=True``, the reference being the
   adapter-disabled policy (no second model copy), and ``share_prompt=True``
-  (``srjudge.shared_prompt``: each pair's prompt runs through the model once, not twice, in
+  (``srjudge.training.shared_prompt``: each pair's prompt runs through the model once, not twice, in
   the reference pass and in the policy's forward and backward).
 
 Everything else is equal (LoRA r=16 on all linear layers, batch 1 x grad-accumulation 8,
@@ -56,8 +56,8 @@ BASELINES = ("trl_ref_copy", "trl_adapter_disabled")
 
 def load_pairs(k: int):
     """K preference pairs from disagreeing GPT-4 feedbacks (see the module docstring)."""
-    from srjudge.data import load_mt_bench
-    from srjudge.prompts import judge_prompt
+    from srjudge.data.sources import load_mt_bench
+    from srjudge.judging.prompts import judge_prompt
     from srjudge.records import PreferencePair
 
     pairs = []
@@ -88,7 +88,8 @@ def load_pairs(k: int):
 def run_variant(variant: str, args: argparse.Namespace) -> dict:
     """Runs in the child process: one DPO epoch, returns timings and peak RSS."""
     from srjudge.models import resolve_model
-    from srjudge.train import DPOSettings, run_dpo
+    from srjudge.training.dpo import run_dpo
+    from srjudge.training.settings import DPOSettings
 
     model = resolve_model("smollm2-135m")
     pairs = load_pairs(args.pairs)

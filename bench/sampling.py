@@ -33,8 +33,8 @@ VARIANTS = ("naive", "shared_prefix")
 
 def load_prompts(k: int):
     """``k`` BiGGen Bench human-eval examples spread evenly over all files, as judge chats."""
-    from srjudge.data import load_biggen_human
-    from srjudge.prompts import judge_prompt
+    from srjudge.data.sources import load_biggen_human
+    from srjudge.judging.prompts import judge_prompt
 
     examples = []
     for path in sorted(DATA.glob("human_eval_*.jsonl")):
@@ -69,8 +69,8 @@ class PeakRSS:
 
 def run_variant(variant: str, args: argparse.Namespace) -> dict:
     """One variant, in this process: load, warm up, time every prompt."""
-    from srjudge.backends import SamplingParams
-    from srjudge.backends.transformers import TransformersBackend
+    from srjudge.judging.backends import SamplingParams
+    from srjudge.judging.backends.transformers import TransformersBackend
 
     torch.set_num_threads(args.threads)
     backend = TransformersBackend(
@@ -245,8 +245,8 @@ transformers {p["transformers"]}, `torch.set_num_threads({args.threads})`.
 Conditions: {report["conditions"]}
 
 Workload: model `{args.model}` (float32, CPU), {args.prompts} BiGGen Bench human-eval judge prompts
-(`srjudge.data.load_biggen_human` + `srjudge.prompts.judge_prompt`, the A.1.1 pointwise template,
-SmolLM2 chat template; prompt length mean {report["mean_prompt_tokens"]:.0f} tokens,
+(`srjudge.data.load_biggen_human` + `srjudge.judging.prompts.judge_prompt`, the A.1.1 pointwise
+template, SmolLM2 chat template; prompt length mean {report["mean_prompt_tokens"]:.0f} tokens,
 min {min(report["prompt_tokens"])}, max {max(report["prompt_tokens"])}),
 N={args.n} samples per prompt, temperature 1.0, top-p 1.0,
 exactly {args.max_new_tokens} new tokens per sample (end tokens masked).

@@ -1,6 +1,6 @@
-"""Regenerate the data slices bundled in ``src/srjudge/bundled/`` from ``../shared/data``.
+"""Regenerate the data slices bundled in ``src/srjudge/data/bundled/`` from ``../shared/data``.
 
-    python scripts/make_bundled.py [--shared ../shared/data] [--out src/srjudge/bundled]
+    python scripts/make_bundled.py [--shared ../shared/data] [--out src/srjudge/data/bundled]
 
 Slices hold the ORIGINAL rows (one JSON object per line, keys and values untouched), so the
 loaders in ``srjudge.data`` read them like the full files. Output is byte-for-byte
@@ -89,7 +89,7 @@ def slices(shared: Path, *, biggen: bool) -> dict[str, bytes]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "data")
-    parser.add_argument("--out", type=Path, default=ROOT / "src" / "srjudge" / "bundled")
+    parser.add_argument("--out", type=Path, default=ROOT / "src" / "srjudge" / "data" / "bundled")
     parser.add_argument("--biggen", action="store_true", help="also the BiGGen slice (local use)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import uvicorn
 
-from srjudge.backends import MockBackend, SamplingParams
+from srjudge.judging.backends import MockBackend, SamplingParams
 from srjudge.records import Message
 from srjudge.serving import ServeSettings, create_app
 

@@ -9,8 +9,8 @@ import math
 import pytest
 import torch
 
-from srjudge.backends import Backend, SamplingParams, VerdictScorer, load_backend
-from srjudge.backends.transformers import (
+from srjudge.judging.backends import Backend, SamplingParams, VerdictScorer, load_backend
+from srjudge.judging.backends.transformers import (
     TransformersBackend,
     _prompt_seed,
     sample_shared_prefix,

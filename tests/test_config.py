@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from srjudge.config import apply_overrides, load_config, read_config_dict
-from srjudge.loop import eval_labels, plan
+from srjudge.loop.config import apply_overrides, load_config, read_config_dict
+from srjudge.loop.stages import eval_labels, plan
 
 CONFIGS = sorted((Path(__file__).parents[1] / "src/srjudge/configs").glob("*.yaml"))
 
@@ -61,7 +61,7 @@ def test_contradictions_rejected(overrides, message):
     demo = CONFIGS[[p.stem for p in CONFIGS].index("demo")]
     raw = read_config_dict(demo)
     raw["iterations"][0]["sample"] = {"fraction": 0.5}
-    from srjudge.config import config_from_dict
+    from srjudge.loop.config import config_from_dict
 
     with pytest.raises(ValueError, match=message):
         config_from_dict(apply_overrides(raw, overrides))

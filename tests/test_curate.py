@@ -12,8 +12,19 @@ import json
 import dacite
 import pytest
 
-from srjudge import curate as curate_module
-from srjudge.curate import (
+from srjudge.judging.parsing import BestWorst
+from srjudge.judging.prompts import judge_prompt
+from srjudge.records import (
+    Judgment,
+    Message,
+    PairwiseExample,
+    PointwiseExample,
+    Rubric,
+    pair_from_dict,
+    to_dict,
+)
+from srjudge.training import curate as curate_module
+from srjudge.training.curate import (
     STRATEGIES,
     CurationConfig,
     correct_answer_pairs,
@@ -25,17 +36,6 @@ from srjudge.curate import (
     meta_judge_pairs,
     preference_reversal_pairs,
     rationale_meta_pairs,
-)
-from srjudge.parsing import BestWorst
-from srjudge.prompts import judge_prompt
-from srjudge.records import (
-    Judgment,
-    Message,
-    PairwiseExample,
-    PointwiseExample,
-    Rubric,
-    pair_from_dict,
-    to_dict,
 )
 
 RUBRIC = Rubric("Is it helpful?", ("useless", "poor", "okay", "good", "excellent"))

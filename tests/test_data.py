@@ -16,27 +16,22 @@ from pathlib import Path
 import pytest
 
 from srjudge import cli
-from srjudge.data import (
+from srjudge.data.derive import derive_pairwise, split_by_question
+from srjudge.data.fields import parse_rubric_text, prompt_text, question_key
+from srjudge.data.overlap import find_overlap, normalize
+from srjudge.data.readers import RowError
+from srjudge.data.rubrics import REWARDBENCH_RUBRIC, SAFETY_RUBRIC
+from srjudge.data.sources import (
     BUNDLED,
     LOADERS,
-    REWARDBENCH_RUBRIC,
-    SAFETY_RUBRIC,
-    RowError,
     bundled_path,
-    derive_pairwise,
-    find_overlap,
     load,
     load_bundled,
     load_safe_rlhf,
-    normalize,
     parse_dialogue,
     parse_prometheus_prompt,
-    parse_rubric_text,
-    prompt_text,
-    question_key,
-    split_by_question,
-    validate_file,
 )
+from srjudge.data.validate import validate_file
 from srjudge.records import (
     Message,
     PairwiseExample,
@@ -208,19 +203,19 @@ def test_mt_bench():
     ],
 )
 def test_gold_policy(scores, gold, index):
-    from srjudge.data import _gpt4_gold
+    from srjudge.data.fields import gpt4_gold
 
     row = {"gpt4_score": scores, "gpt4_feedback": [f"f{i}" for i in range(len(scores))]}
-    mean, rationale, meta = _gpt4_gold(row)
+    mean, rationale, meta = gpt4_gold(row)
     assert mean == pytest.approx(gold, abs=1e-4)
     assert rationale == f"f{index}" and meta["gold_rationale_index"] == index
 
 
 def test_gold_policy_rejects_mismatched_feedbacks():
-    from srjudge.data import _gpt4_gold
+    from srjudge.data.fields import gpt4_gold
 
     with pytest.raises(RecordError) as info:
-        _gpt4_gold({"gpt4_score": [3, 4], "gpt4_feedback": ["only one"]})
+        gpt4_gold({"gpt4_score": [3, 4], "gpt4_feedback": ["only one"]})
     assert info.value.field == "gpt4_feedback"
 
 

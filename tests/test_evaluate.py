@@ -1,4 +1,4 @@
-"""Benchmarks, metrics and ``evaluate`` with MockBackend judges (srjudge.evaluate)."""
+"""Benchmarks, metrics and ``evaluate`` with MockBackend judges (srjudge.evaluation)."""
 
 from __future__ import annotations
 
@@ -8,22 +8,16 @@ import re
 
 import pytest
 
-from srjudge.backends import MockBackend
 from srjudge.cli import main
-from srjudge.data import REWARDBENCH_RUBRIC, load_rewardbench
-from srjudge.evaluate import (
-    BENCHMARKS,
-    REWARDBENCH_EXAMPLE_COUNTS,
-    compare_evals,
-    compute_metrics,
-    evaluate,
-    load_eval,
-    load_predictions,
-    resolve_benchmarks,
-    rewardbench_section_scores,
-    stratified_sample,
-)
-from srjudge.judge import Judge
+from srjudge.data.rubrics import REWARDBENCH_RUBRIC
+from srjudge.data.sources import load_rewardbench
+from srjudge.evaluation.benchmarks import BENCHMARKS, resolve_benchmarks, stratified_sample
+from srjudge.evaluation.compare import compare_evals
+from srjudge.evaluation.evaluate import compute_metrics, evaluate
+from srjudge.evaluation.metrics import REWARDBENCH_EXAMPLE_COUNTS, rewardbench_section_scores
+from srjudge.evaluation.results import load_eval, load_predictions
+from srjudge.judging.backends import MockBackend
+from srjudge.judging.judge import Judge
 from srjudge.records import Message, PointwiseExample
 
 SUBSETS = {

@@ -9,19 +9,13 @@ from collections.abc import Sequence
 
 import pytest
 
-from srjudge import judge as judge_module
-from srjudge.backends import MockBackend, SamplingParams
-from srjudge.judge import (
-    GREEDY_RETRY_TEMPERATURE,
-    Judge,
-    judge_file,
-    majority_vote,
-    sample_judgments,
-    score_prefix,
-    summary_path,
-    swapped,
-)
-from srjudge.prompts import template_hash
+from srjudge.judging import judge as judge_module
+from srjudge.judging import sampling as sampling_module
+from srjudge.judging.backends import MockBackend, SamplingParams
+from srjudge.judging.files import judge_file, summary_path
+from srjudge.judging.judge import Judge, majority_vote, score_prefix, swapped
+from srjudge.judging.prompts import template_hash
+from srjudge.judging.sampling import GREEDY_RETRY_TEMPERATURE, sample_judgments
 from srjudge.records import Message, PairwiseExample, PointwiseExample, Rubric, to_dict
 
 RUBRIC = Rubric("Is it helpful?", ("useless", "poor", "okay", "good", "excellent"))
@@ -46,6 +40,7 @@ def prefers_good(prompt: Sequence[Message], index: int) -> str:
 
 def test_doctests():
     assert doctest.testmod(judge_module).failed == 0
+    assert doctest.testmod(sampling_module).failed == 0
 
 
 @pytest.mark.parametrize(
@@ -369,7 +364,7 @@ def test_judge_file_rejects_duplicate_ids(tmp_path):
 
 def test_expected_score_with_a_real_tokenizer(tiny_model_dir):
     """score_prefix + TransformersBackend.option_probs: each verdict is one token after it."""
-    from srjudge.backends.transformers import TransformersBackend
+    from srjudge.judging.backends.transformers import TransformersBackend
 
     model = TransformersBackend(tiny_model_dir, device="cpu")
 

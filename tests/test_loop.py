@@ -20,9 +20,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from srjudge.backends import MockBackend
-from srjudge.config import config_from_dict
-from srjudge.loop import plan, run
+from srjudge.judging.backends import MockBackend
+from srjudge.loop.config import config_from_dict
+from srjudge.loop.run import run
+from srjudge.loop.stages import plan
 from srjudge.records import read_jsonl
 
 TINY_TRAIN = {

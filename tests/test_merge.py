@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from srjudge.merge import PROVENANCE_FILE, MergeError, linear_merge
+from srjudge.training.merge import PROVENANCE_FILE, MergeError, linear_merge
 
 
 def _load(path: str | Path):

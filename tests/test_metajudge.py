@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from srjudge.backends import MockBackend, SamplingParams
-from srjudge.curate import CurationConfig, curate
-from srjudge.metajudge import pick_best_worst, rate_judgments, write_low_quality
-from srjudge.parsing import BestWorst
-from srjudge.prompts import meta_rating_prompt, reversal_prompt
+from srjudge.judging.backends import MockBackend, SamplingParams
+from srjudge.judging.parsing import BestWorst
+from srjudge.judging.prompts import meta_rating_prompt, reversal_prompt
 from srjudge.records import Judgment, Message, PairwiseExample, PointwiseExample, Rubric
+from srjudge.training.curate import CurationConfig, curate
+from srjudge.training.metajudge import pick_best_worst, rate_judgments, write_low_quality
 
 RUBRIC = Rubric("Is it helpful?", ("useless", "poor", "okay", "good", "excellent"))
 EXAMPLE = PointwiseExample("p1", [Message("user", "What is 2+2?")], "4.", RUBRIC, gold_score=4)

@@ -15,9 +15,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from srjudge import cli
-from srjudge.backends import SamplingParams, load_backend
-from srjudge.backends.openai import OpenAIBackend, OpenAIError
-from srjudge.judge import Judge
+from srjudge.judging.backends import SamplingParams, load_backend
+from srjudge.judging.backends.openai import OpenAIBackend, OpenAIError
+from srjudge.judging.judge import Judge
 from srjudge.records import Message, PointwiseExample, Rubric, to_dict
 
 PROMPT = [Message("system", "You judge."), Message("user", "Rate this.")]

@@ -12,8 +12,8 @@ import doctest
 
 import pytest
 
-from srjudge import parsing
-from srjudge.parsing import BestWorst, Parsed, ParseFailure
+from srjudge.judging import parsing
+from srjudge.judging.parsing import BestWorst, Parsed, ParseFailure
 
 P, Q = "pointwise", "pairwise"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import jinja2
 import pytest
 
-from srjudge import prompts
+from srjudge.judging import prompts
 from srjudge.records import Message, PairwiseExample, PointwiseExample, Rubric
 
 RUBRIC = Rubric(

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from serve_util import SlowMock, fixture_items, metric, pair, point, running
-from srjudge.backends import MockBackend
+from srjudge.judging.backends import MockBackend
 
 KEY = "k" * 32
 

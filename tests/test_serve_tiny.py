@@ -7,9 +7,9 @@ import httpx
 import pytest
 
 from serve_util import pair, point, running, scripted
-from srjudge.backends import SamplingParams, load_backend
-from srjudge.judge import score_prefix
-from srjudge.prompts import judge_prompt
+from srjudge.judging.backends import SamplingParams, load_backend
+from srjudge.judging.judge import score_prefix
+from srjudge.judging.prompts import judge_prompt
 from srjudge.records import example_from_dict
 
 

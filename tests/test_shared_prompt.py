@@ -14,8 +14,9 @@ from peft import LoraConfig
 from trl import DPOConfig, DPOTrainer
 
 from srjudge.records import Message, PreferencePair
-from srjudge.shared_prompt import SharedPromptDPOTrainer, _backbone, shared_prompt_forward
-from srjudge.train import _load, dpo_rows
+from srjudge.training.common import load_for_training
+from srjudge.training.dpo import dpo_rows
+from srjudge.training.shared_prompt import SharedPromptDPOTrainer, _backbone, shared_prompt_forward
 
 
 def _pairs() -> list[PreferencePair]:
@@ -43,7 +44,7 @@ def _pairs() -> list[PreferencePair]:
 
 def _trainer(model_dir: str, tmp_path, *, lora: bool) -> SharedPromptDPOTrainer:
     torch.manual_seed(0)
-    policy, tokenizer = _load(model_dir)
+    policy, tokenizer = load_for_training(model_dir)
     config = DPOConfig(
         output_dir=str(tmp_path), per_device_train_batch_size=2, max_length=512,
         report_to="none", bf16=False, precompute_ref_log_probs=False, disable_tqdm=True,

@@ -1,4 +1,4 @@
-"""Bootstrap CIs, the paired bootstrap test and correlations (srjudge.stats)."""
+"""Bootstrap CIs, the paired bootstrap test and correlations (srjudge.evaluation.stats)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import random
 import pytest
 from scipy import stats as sps
 
-from srjudge.stats import (
+from srjudge.evaluation.stats import (
     bootstrap_ci,
     corr,
     correlation,

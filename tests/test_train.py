@@ -16,16 +16,10 @@ import torch
 from transformers import TrainerCallback
 
 from srjudge.records import Message, PairwiseExample, PointwiseExample, PreferencePair, Rubric
-from srjudge.train import (
-    LOG_FILE,
-    PROVENANCE_FILE,
-    DPOSettings,
-    SFTSettings,
-    dpo_rows,
-    run_dpo,
-    run_sft,
-    sft_rows,
-)
+from srjudge.training.common import LOG_FILE, PROVENANCE_FILE
+from srjudge.training.dpo import dpo_rows, run_dpo
+from srjudge.training.settings import DPOSettings, SFTSettings
+from srjudge.training.sft import run_sft, sft_rows
 
 RUBRIC = Rubric("Is the answer correct?", ("wrong", "mostly wrong", "partly", "mostly", "right"))
 FAST = {

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pytest
 
 from srjudge import cli
-from srjudge.backends import SamplingParams, load_backend
+from srjudge.judging.backends import SamplingParams, load_backend
 from srjudge.records import Message
 
 PROMPT = [Message("system", "You judge."), Message("user", "Rate this.")]

@@ -18,7 +18,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from srjudge.backends import BACKENDS
+from srjudge.commands.options import add_backend_arguments, backend_options
 
 
 def _paths(values: list[str] | None) -> dict[str, list[str]]:
@@ -32,7 +32,7 @@ def _paths(values: list[str] | None) -> dict[str, list[str]]:
 
 
 def eval_add_arguments(parser: argparse.ArgumentParser) -> None:
-    from srjudge.evaluate import BENCHMARKS
+    from srjudge.evaluation.benchmarks import BENCHMARKS
 
     parser.add_argument("--model", required=True, help="alias (srjudge models), directory or name")
     parser.add_argument(
@@ -42,7 +42,6 @@ def eval_add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--limit", type=int, help="items per benchmark (stratified, seeded)")
     parser.add_argument("--samples", type=int, default=1, help="judgments per item (majority)")
-    parser.add_argument("--backend", default="transformers", choices=BACKENDS)
     parser.add_argument("--out", help="output folder (default: evals/<model name>)")
     parser.add_argument(
         "--mode",
@@ -70,15 +69,12 @@ def eval_add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="keep items overlapping the training data (flagged in the output)",
     )
-    parser.add_argument("--base-url", help="openai: endpoint (default $OPENAI_BASE_URL)")
-    parser.add_argument(
-        "--mock-output", action="append", metavar="TEXT", help="mock: canned output (repeatable)"
-    )
+    add_backend_arguments(parser)
 
 
 def _train_examples(args: argparse.Namespace):
-    from srjudge.data import load_srjudge
-    from srjudge.evaluate import training_examples_from_run
+    from srjudge.data.sources import load_srjudge
+    from srjudge.loop.rundir import training_examples
 
     if not args.train_data and not args.train_run:
         return None
@@ -86,20 +82,16 @@ def _train_examples(args: argparse.Namespace):
     for path in args.train_data or []:
         out += load_srjudge(path).examples
     if args.train_run:
-        out += training_examples_from_run(args.train_run)
+        out += training_examples(args.train_run)
     return out
 
 
 def eval_run(args: argparse.Namespace) -> int:
-    from srjudge.evaluate import evaluate
+    from srjudge.evaluation.evaluate import evaluate
 
-    options: dict = {}
-    if args.backend == "openai" and args.base_url:
-        options["base_url"] = args.base_url
-    if args.backend == "mock" and args.mock_output:
-        options["outputs"] = args.mock_output
     out = args.out or str(Path("evals") / Path(args.model.rstrip("/")).name)
     try:
+        options = backend_options(args)
         result = evaluate(
             args.model,
             [b.strip() for b in args.benchmarks.split(",") if b.strip()],
@@ -133,7 +125,7 @@ def compare_add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def compare_run(args: argparse.Namespace) -> int:
-    from srjudge.evaluate import compare_evals, format_deltas
+    from srjudge.evaluation.compare import compare_evals, format_deltas
 
     for d in (args.run_a, args.run_b):
         if not (Path(d) / "predictions.jsonl").is_file():
@@ -152,15 +144,27 @@ def report_add_arguments(parser: argparse.ArgumentParser) -> None:
         "run", metavar="RUN", nargs="+", help="a run folder, or evaluation folders to tabulate"
     )
     parser.add_argument("--out", help="where report.md/report.html go (default: the run folder)")
+    parser.add_argument(
+        "--study",
+        metavar="STUDY.db",
+        help="append a human side-by-side study's results (srjudge annotate create/serve)",
+    )
 
 
 def report_run(args: argparse.Namespace) -> int:
-    from srjudge.report import write_report
+    from srjudge.loop.rundir import run_report
 
     target = args.run[0] if len(args.run) == 1 else args.run
     out = args.out or (args.run[0] if len(args.run) == 1 else "report")
     try:
-        md, html = write_report(target, out)
+        extra = None
+        if args.study:
+            from srjudge.annotation.report import study_sections
+
+            if not Path(args.study).is_file():
+                raise FileNotFoundError(f"--study {args.study}: no such study file")
+            extra = study_sections(args.study)
+        md, html = run_report(target, out, extra)
     except FileNotFoundError as e:
         print(f"srjudge report: {e}", file=sys.stderr)
         return 2

@@ -5,7 +5,7 @@
     srjudge judge --backend openai --base-url http://127.0.0.1:8000/v1 --model judge ...
     srjudge judge --backend mock --mock-output "Fine. [RESULT] 4" --model m ...
 
-One output line per example (``srjudge.judge`` describes it); rerunning the same command
+One output line per example (``srjudge.judging.files`` describes it); rerunning the same command
 after an interruption, even ``kill -9``, continues where it stopped. Counts are printed and
 written with the provenance to ``<output stem>.summary.json``. Exit status: 0 when the file
 is complete (parse failures are counted, not errors), 1 when the backend failed, 2 for bad
@@ -16,20 +16,21 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from srjudge.backends import BACKENDS, Backend, SamplingParams, load_backend
-from srjudge.records import Message, RecordError
+from srjudge.commands.options import (
+    add_backend_arguments,
+    backend_options,
+    load_backend_from_args,
+)
+from srjudge.records import RecordError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="alias (srjudge models), directory or name")
     parser.add_argument("--input", required=True, help="srjudge JSONL of examples")
     parser.add_argument("--output", required=True, help="JSONL of judgments (appended, resumable)")
-    parser.add_argument("--backend", default="transformers", choices=BACKENDS)
+    add_backend_arguments(parser)
     parser.add_argument("--samples", type=int, default=1, help="judgments per example (N)")
     parser.add_argument(
         "--temperature", type=float, help="default: 0 (greedy) for 1 sample, 1.0 for several"
@@ -55,61 +56,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="pointwise: also P(1..5) after '[RESULT] ' and the expected score (transformers)",
     )
-    parser.add_argument("--device", help="transformers: cpu, cuda, ... (default: cuda if present)")
-    parser.add_argument("--base-url", help="openai: endpoint (default $OPENAI_BASE_URL)")
-    parser.add_argument(
-        "--mock-output", action="append", metavar="TEXT", help="mock: canned output (repeatable)"
-    )
-    parser.add_argument(
-        "--mock-delay", type=float, default=0.0, metavar="SECONDS", help=argparse.SUPPRESS
-    )  # tests only: a slow mock backend, to interrupt a run mid-way
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-class _Delayed:
-    """A backend that sleeps before each call (tests of interrupted runs)."""
-
-    def __init__(self, backend: Backend, seconds: float):
-        self._backend = backend
-        self._seconds = seconds
-        self.name = backend.name
-
-    def generate(
-        self, prompts: Sequence[Sequence[Message]], params: SamplingParams
-    ) -> list[list[str]]:
-        time.sleep(self._seconds)
-        return self._backend.generate(prompts, params)
-
-
-def _backend(args: argparse.Namespace) -> Backend:
-    options: dict[str, Any] = {}
-    if args.backend == "transformers" and args.device:
-        options["device"] = args.device
-    if args.backend == "openai" and args.base_url:
-        options["base_url"] = args.base_url
-    if args.backend == "mock" and args.mock_output:
-        options["outputs"] = args.mock_output
-    backend = load_backend(args.backend, args.model, **options)
-    return _Delayed(backend, args.mock_delay) if args.mock_delay > 0 else backend
-
-
 def run(args: argparse.Namespace) -> int:
-    from srjudge.judge import judge_file  # after argument parsing, so --help stays fast
+    from srjudge.judging.files import judge_file
 
     if not Path(args.input).is_file():  # before loading a model
         print(f"error: input file {args.input} not found", file=sys.stderr)
         return 2
-    if args.backend != "openai" and args.base_url:
-        print("error: --base-url is for --backend openai", file=sys.stderr)
-        return 2
-    if args.backend != "mock" and (args.mock_output or args.mock_delay):
-        print("error: --mock-output is for --backend mock", file=sys.stderr)
+    try:
+        backend_options(args)  # a stray flag is refused before a model is loaded
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
     try:
         summary = judge_file(
             args.input,
             args.output,
-            _backend(args),
+            load_backend_from_args(args, args.model),
             samples=args.samples,
             temperature=args.temperature,
             top_p=args.top_p,

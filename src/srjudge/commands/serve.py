@@ -16,9 +16,12 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import Any
 
-from srjudge.backends import BACKENDS, load_backend
+from srjudge.commands.options import (
+    add_backend_arguments,
+    backend_options,
+    load_backend_from_args,
+)
 from srjudge.serving.settings import ServeSettings, SettingsError, read_api_key, served_name
 
 DEFAULTS = ServeSettings(model_name="judge")
@@ -26,7 +29,7 @@ DEFAULTS = ServeSettings(model_name="judge")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="alias (srjudge models), directory or name")
-    parser.add_argument("--backend", default="transformers", choices=BACKENDS)
+    add_backend_arguments(parser)
     parser.add_argument(
         "--served-name", help="model name clients see (default: the alias or directory name)"
     )
@@ -82,31 +85,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULTS.max_retries,
         help="re-samples of an unparseable judgment",
     )
-    parser.add_argument("--device", help="transformers: cpu, cuda, ... (default: cuda if present)")
-    parser.add_argument("--base-url", help="openai: upstream endpoint (default $OPENAI_BASE_URL)")
-    parser.add_argument(
-        "--mock-output", action="append", metavar="TEXT", help="mock: canned output (repeatable)"
-    )
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
 
 
-def _backend_options(args: argparse.Namespace) -> dict[str, Any]:
-    # The lead may replace this with the shared srjudge.commands.options helper.
-    options: dict[str, Any] = {}
-    if args.backend == "transformers" and args.device:
-        options["device"] = args.device
-    if args.backend == "openai" and args.base_url:
-        options["base_url"] = args.base_url
-    if args.backend == "mock" and args.mock_output:
-        options["outputs"] = args.mock_output
-    return options
-
-
 def settings_from_args(args: argparse.Namespace) -> ServeSettings:
-    if args.backend != "openai" and args.base_url:
-        raise SettingsError("--base-url is for --backend openai")
-    if args.backend != "mock" and args.mock_output:
-        raise SettingsError("--mock-output is for --backend mock")
+    try:
+        backend_options(args)  # a flag of another backend is refused before anything loads
+    except ValueError as e:
+        raise SettingsError(str(e)) from None
     settings = ServeSettings(
         model_name=args.served_name or served_name(args.model),
         backend_kind=args.backend,
@@ -140,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     try:
-        backend = load_backend(args.backend, args.model, **_backend_options(args))
+        backend = load_backend_from_args(args, args.model)
     except (ImportError, FileNotFoundError, ValueError, OSError) as e:
         print(
             f"error: cannot load the {args.backend} backend for {args.model}: {e}", file=sys.stderr

@@ -22,6 +22,12 @@ import time
 from importlib import resources
 from pathlib import Path
 
+from srjudge.commands.options import (
+    add_backend_arguments,
+    backend_options,
+    load_backend_from_args,
+)
+
 
 def _setup_logging() -> None:
     logging.basicConfig(
@@ -66,8 +72,9 @@ def sft_add_arguments(p: argparse.ArgumentParser) -> None:
 
 def sft_run(args: argparse.Namespace) -> int:
     _setup_logging()
-    from srjudge.data import load
-    from srjudge.train import SFTSettings, run_sft
+    from srjudge.data.sources import load
+    from srjudge.training.settings import SFTSettings
+    from srjudge.training.sft import run_sft
 
     loaded = load(args.data, args.format)
     for err in loaded.errors:
@@ -96,7 +103,7 @@ def merge_add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def merge_run(args: argparse.Namespace) -> int:
-    from srjudge.merge import linear_merge
+    from srjudge.training.merge import linear_merge
 
     out = linear_merge(args.model_a, args.model_b, Path(args.out), weight=args.weight)
     print(f"merged model: {out}")
@@ -110,7 +117,7 @@ def sample_add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True)
     p.add_argument("--input", required=True, help="examples (srjudge JSONL)")
     p.add_argument("--out", required=True, help="judgments JSONL (appended; rerun resumes)")
-    p.add_argument("--backend", default="transformers")
+    add_backend_arguments(p)
     group = p.add_mutually_exclusive_group()
     group.add_argument("--fraction", type=float, help="share of inputs sampled (p%%)")
     group.add_argument("--count", type=int, help="number of inputs sampled")
@@ -124,16 +131,20 @@ def sample_add_arguments(p: argparse.ArgumentParser) -> None:
 
 def sample_run(args: argparse.Namespace) -> int:
     _setup_logging()
-    from srjudge.backends import SamplingParams, load_backend
-    from srjudge.config import SampleConfig
-    from srjudge.loop import sample_batch_size, sample_to_file, select_inputs
+    from srjudge.judging.backends import SamplingParams
+    from srjudge.judging.sampling import sample_to_file, select_inputs
+    from srjudge.loop.config import SampleConfig
     from srjudge.records import load_examples, write_jsonl
 
+    try:
+        backend_options(args)  # a stray flag is refused before any work
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     examples = load_examples(args.input)
     if args.fraction is not None or args.count is not None:
-        examples = select_inputs(
-            examples, SampleConfig(fraction=args.fraction, count=args.count), args.seed
-        )
+        sample = SampleConfig(fraction=args.fraction, count=args.count)  # checks them
+        examples = select_inputs(examples, args.seed, fraction=sample.fraction, count=sample.count)
     out = Path(args.out)
     write_jsonl(out.with_suffix(".inputs.jsonl"), examples)
     params = SamplingParams(
@@ -144,12 +155,11 @@ def sample_run(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     counts = sample_to_file(
-        lambda: load_backend(args.backend, args.model),
+        lambda: load_backend_from_args(args, args.model),
         examples,
         params,
         out,
         max_retries=args.max_retries,
-        batch_size=sample_batch_size(args.backend),
     )
     print(json.dumps(counts, indent=2))
     print(f"judgments: {out}\ninputs: {out.with_suffix('.inputs.jsonl')}")
@@ -162,7 +172,11 @@ def sample_run(args: argparse.Namespace) -> int:
 def curate_add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--inputs", required=True, help="examples judged (srjudge JSONL)")
     p.add_argument("--judgments", required=True, help="output of 'srjudge sample'")
-    p.add_argument("--out", required=True, help="preference pairs JSONL")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="preference pairs JSONL; meta-judge answers go to OUT.meta.jsonl (rerun resumes)",
+    )
     p.add_argument("--strategy", default="correct_answer")
     p.add_argument("--margin", type=int, default=2, help="min score gap (correct_answer)")
     p.add_argument("--max-pairs-per-input", type=int, default=None)
@@ -171,20 +185,32 @@ def curate_add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="model for meta_judge / rationale_meta / preference_reversal",
     )
-    p.add_argument("--backend", default="transformers")
+    p.add_argument(
+        "--max-new-tokens", type=int, default=512, help="meta-judge answers: most new tokens"
+    )
+    add_backend_arguments(p)
     p.add_argument("--seed", type=int, default=0)
 
 
 def curate_run(args: argparse.Namespace) -> int:
     _setup_logging()
-    from srjudge.curate import STRATEGIES, CurationConfig, curate_all
-    from srjudge.loop import load_judgments
+    from srjudge.judging.sampling import load_judgments
     from srjudge.records import load_examples, to_dict, write_jsonl
+    from srjudge.training.curate import STRATEGIES, CurationConfig, curate_all
+    from srjudge.training.metajudge import meta_judge_inputs, meta_params, needs_meta_judge
 
     if args.strategy not in STRATEGIES:
         print(
             f"unknown strategy {args.strategy!r}; choose from {sorted(STRATEGIES)}", file=sys.stderr
         )
+        return 2
+    if needs_meta_judge(args.strategy) and not args.meta_model:
+        print(f"error: strategy {args.strategy} needs --meta-model", file=sys.stderr)
+        return 2
+    try:
+        backend_options(args)  # a stray flag is refused before any work
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
     cfg = CurationConfig(
         strategy=args.strategy,
@@ -194,35 +220,21 @@ def curate_run(args: argparse.Namespace) -> int:
     )
     examples = {ex.id: ex for ex in load_examples(args.inputs)}
     judged = dict(load_judgments(Path(args.judgments)))
-    extras = _meta_extras(args, cfg, examples, judged)
+    meta_path = Path(args.out).with_suffix(".meta.jsonl")
+    extras = meta_judge_inputs(
+        cfg.strategy,
+        lambda: load_backend_from_args(args, args.meta_model),
+        examples,
+        judged,
+        meta_params(args.max_new_tokens, args.seed),
+        meta_path,
+    )
     items = [(examples[i], js, extras.get(i, {})) for i, js in judged.items() if i in examples]
     pairs, stats = curate_all(items, cfg)
     write_jsonl(args.out, pairs)
     print(json.dumps(to_dict(stats), indent=2))
-    print(f"pairs: {args.out}")
+    print(f"pairs: {args.out}" + (f"\nmeta-judge answers: {meta_path}" if extras else ""))
     return 0
-
-
-def _meta_extras(args, cfg, examples, judged) -> dict:
-    if cfg.strategy not in ("meta_judge", "rationale_meta", "preference_reversal"):
-        return {}
-    if not args.meta_model:
-        raise SystemExit(f"strategy {cfg.strategy} needs --meta-model")
-    from srjudge import metajudge
-    from srjudge.backends import SamplingParams, load_backend
-
-    backend = load_backend(args.backend, args.meta_model)
-    params = SamplingParams(n=1, temperature=0.0, seed=args.seed)
-    out = {}
-    for ex_id, js in judged.items():
-        ex = examples[ex_id]
-        if cfg.strategy == "meta_judge":
-            out[ex_id] = {"ratings": metajudge.rate_judgments(backend, ex, js, params)}
-        elif cfg.strategy == "rationale_meta":
-            out[ex_id] = {"best_worst": metajudge.pick_best_worst(backend, ex, js, params)}
-        else:
-            out[ex_id] = {"low_quality": metajudge.write_low_quality(backend, ex, 1, params)}
-    return out
 
 
 # --- dpo -------------------------------------------------------------------------------
@@ -242,7 +254,8 @@ def dpo_add_arguments(p: argparse.ArgumentParser) -> None:
 def dpo_run(args: argparse.Namespace) -> int:
     _setup_logging()
     from srjudge.records import pair_from_dict, read_jsonl
-    from srjudge.train import DPOSettings, run_dpo
+    from srjudge.training.dpo import run_dpo
+    from srjudge.training.settings import DPOSettings
 
     pairs = [pair_from_dict(d) for d in read_jsonl(args.pairs)]
     if not pairs:
@@ -270,14 +283,14 @@ def run_add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run_run(args: argparse.Namespace) -> int:
     _setup_logging()
-    from srjudge.config import load_config
+    from srjudge.loop.config import load_config
 
     cfg = load_config(args.config, args.overrides)
     return _run_and_summarise(cfg, args.allow_config_change)
 
 
 def _run_and_summarise(cfg, allow_config_change: bool = False) -> int:
-    from srjudge.loop import run
+    from srjudge.loop.run import run
 
     started = time.time()
     state = run(cfg, allow_config_change=allow_config_change)
@@ -287,12 +300,9 @@ def _run_and_summarise(cfg, allow_config_change: bool = False) -> int:
 
 def summary_text(state, seconds: float) -> str:
     lines = [f"\nrun '{state.cfg.name}' finished in {seconds / 60:.1f} min: {state.run_dir}"]
-    for name, rec in state.outputs.items():
-        trained_here = name.startswith("sft_") or name == "merge" or name.startswith("iter")
-        produced = trained_here and name.endswith(
-            ("_pointwise", "_pairwise", "merge", "_dpo", "_sft")
-        )
-        what = rec.get("model", "") if produced else ""
+    for stage in state.stages:
+        name, rec = stage.name, state.outputs[stage.name]
+        what = rec.get("model", "") if stage.produces_model else ""
         if what and rec.get("trained") is False:
             what += f"  (NOT trained: {rec.get('reason')}; the previous judge carried over)"
         counts = rec.get("counts") or _flat_metrics(rec.get("metrics") or {})
@@ -328,7 +338,7 @@ def demo_config_path() -> Path:
 
 def demo_run(args: argparse.Namespace) -> int:
     _setup_logging()
-    from srjudge.config import load_config
+    from srjudge.loop.config import load_config
 
     cfg = load_config(demo_config_path(), [f"run_dir={args.run_dir}", *args.overrides])
     return _run_and_summarise(cfg)

@@ -1,6 +1,6 @@
 """The FastAPI app of ``srjudge serve``: routes, limits and the batcher, over one backend.
 
-    from srjudge.backends import load_backend
+    from srjudge.judging.backends import load_backend
     from srjudge.serving import ServeSettings, create_app
     app = create_app(load_backend("mock", "m"), ServeSettings(model_name="m"))
     # uvicorn.run(app, host="127.0.0.1", port=8000)   -- what `srjudge serve` does

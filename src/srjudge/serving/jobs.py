@@ -20,8 +20,8 @@ from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from srjudge.backends import Backend, SamplingParams, VerdictScorer
-from srjudge.judge import Comparison, Grade, Judge
+from srjudge.judging.backends import Backend, SamplingParams, VerdictScorer
+from srjudge.judging.judge import Comparison, Grade, Judge
 from srjudge.records import (
     Example,
     Judgment,

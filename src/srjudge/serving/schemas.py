@@ -3,7 +3,7 @@
 Items of ``/v1/grade`` and ``/v1/compare`` are srjudge example records exactly as in a JSONL file
 (docs/FORMAT.md): they are typed here as JSON objects and validated by ``srjudge.records``, so
 an error names the item's index and the record field (``items[3].rubric.score_descriptions``).
-Result fields follow the lines ``srjudge judge`` writes (``srjudge.judge`` module docstring).
+Result fields follow the lines ``srjudge judge`` writes (``srjudge.judging.files`` docstring).
 Unknown request keys are refused (422), except on ``/v1/chat/completions``, where OpenAI
 clients send extras: those that would change the output are refused, the rest ignored.
 """

@@ -1,0 +1,81 @@
+"""Backend flags shared by every verb that runs a model: judge, eval, sample, curate (and serve).
+
+    add_backend_arguments(parser)                  # --backend, --device, --base-url, --mock-output
+    options = backend_options(args)                # load_backend(**options); refuses stray flags
+    backend = load_backend_from_args(args, model)  # the backend itself
+
+A flag meant for another backend (``--base-url`` without ``--backend openai``) is refused
+with a ``ValueError`` naming it, never silently dropped. Verbs add their own model flag
+(``--model``, or ``--meta-model`` for curate).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from srjudge.judging.backends import BACKENDS, Backend, SamplingParams, load_backend
+from srjudge.records import Message
+
+# flag -> (the backend it belongs to, the load_backend option it sets)
+_BACKEND_FLAGS: dict[str, tuple[str, str]] = {
+    "device": ("transformers", "device"),
+    "base_url": ("openai", "base_url"),
+    "mock_output": ("mock", "outputs"),
+}
+
+
+def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--backend`` and the options of each backend."""
+    parser.add_argument("--backend", default="transformers", choices=BACKENDS)
+    parser.add_argument("--device", help="transformers: cpu, cuda, ... (default: cuda if present)")
+    parser.add_argument("--base-url", help="openai: endpoint (default $OPENAI_BASE_URL)")
+    parser.add_argument(
+        "--mock-output", action="append", metavar="TEXT", help="mock: canned output (repeatable)"
+    )
+    parser.add_argument(
+        "--mock-delay", type=float, default=0.0, metavar="SECONDS", help=argparse.SUPPRESS
+    )  # tests only: a slow mock backend, to interrupt a run mid-way
+
+
+def _flag(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
+
+
+def backend_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``load_backend`` options from the flags; a flag of another backend is a ``ValueError``."""
+    options: dict[str, Any] = {}
+    for dest, (kind, option) in _BACKEND_FLAGS.items():
+        value = getattr(args, dest)
+        if not value:
+            continue
+        if args.backend != kind:
+            raise ValueError(f"{_flag(dest)} is for --backend {kind}")
+        options[option] = value
+    if args.mock_delay and args.backend != "mock":
+        raise ValueError("--mock-delay is for --backend mock")
+    return options
+
+
+def load_backend_from_args(args: argparse.Namespace, model: str) -> Backend:
+    """The backend the flags describe, serving ``model``."""
+    backend = load_backend(args.backend, model, **backend_options(args))
+    return DelayedBackend(backend, args.mock_delay) if args.mock_delay > 0 else backend
+
+
+class DelayedBackend:
+    """A backend that sleeps before each call (tests of interrupted runs)."""
+
+    def __init__(self, backend: Backend, seconds: float):
+        self._backend = backend
+        self._seconds = seconds
+        self.name = backend.name
+        self.inputs_per_call = backend.inputs_per_call
+
+    def generate(
+        self, prompts: Sequence[Sequence[Message]], params: SamplingParams
+    ) -> list[list[str]]:
+        time.sleep(self._seconds)
+        return self._backend.generate(prompts, params)

@@ -1,0 +1,75 @@
+"""``validate_file``: check a data file, report every bad row, write good rows and a quarantine.
+
+    report = validate_file("train.jsonl", "srjudge", "good.jsonl", "quarantine.jsonl")
+    srjudge data validate train.jsonl --good good.jsonl --quarantine quarantine.jsonl
+
+A quarantine line is ``{"file", "line", "field", "error", "raw"}`` (``quarantine_record``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from srjudge.data.readers import RowError
+from srjudge.data.sources import load
+from srjudge.records import (
+    write_jsonl,
+)
+
+# ---------------------------------------------------------------------------------------
+# validation with quarantine
+
+
+@dataclass
+class ValidationReport:
+    """Counts and errors of one validated file."""
+
+    path: str
+    fmt: str
+    rows: int
+    good: int
+    errors: list[RowError]
+    flags: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def bad(self) -> int:
+        return len(self.errors)
+
+    def summary(self) -> str:
+        flags = "".join(f", {k}: {v}" for k, v in sorted(self.flags.items()))
+        counts = f"rows: {self.rows}, good: {self.good}, bad: {self.bad}{flags}"
+        return f"{self.path} [{self.fmt}]: {counts}"
+
+
+def validate_file(
+    path: str | Path,
+    fmt: str = "srjudge",
+    good_out: str | Path | None = None,
+    quarantine_out: str | Path | None = None,
+) -> ValidationReport:
+    """Load ``path`` leniently; write good rows (srjudge JSONL) and bad rows (raw line + error).
+
+    A quarantine line is ``{"file", "line", "field", "error", "raw"}``; ``raw`` is the row's
+    text (invalid UTF-8 shown with replacement characters).
+    """
+    result = load(path, fmt)
+    if good_out is not None:
+        write_jsonl(good_out, result.examples)
+    if quarantine_out is not None:
+        write_jsonl(quarantine_out, (quarantine_record(e) for e in result.errors))
+    return ValidationReport(
+        str(path), fmt, result.rows, len(result.examples), result.errors, result.flags
+    )
+
+
+def quarantine_record(error: RowError) -> dict[str, Any]:
+    """One quarantine-file line for a bad row: file, line, field, error and the raw text."""
+    return {
+        "file": error.file,
+        "line": error.line,
+        "field": error.field,
+        "error": error.message,
+        "raw": error.raw,
+    }

@@ -1,0 +1,131 @@
+"""Sampling backends behind one Protocol, and the registry that builds them by name.
+
+A backend turns chat prompts (lists of ``Message``, before any chat template) into sampled
+completions. Each backend applies its model's own chat template:
+
+* ``transformers`` (default; CPU or CUDA; shared-prefix sampling) -- ``backends.transformers``
+* ``vllm`` (optional GPU extra, imported only when chosen) -- ``backends.vllm``
+* ``openai`` (any OpenAI-compatible HTTP endpoint) -- ``backends.openai``
+* ``mock`` (canned outputs, for tests) -- ``MockBackend`` below
+
+    backend = load_backend("transformers", "smollm2-135m")
+    texts = backend.generate([messages], SamplingParams(n=8, temperature=1.0))  # [[8 strings]]
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from srjudge.records import Message
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    n: int = 1
+    """Completions per prompt (the paper's N; 10 during self-rationalization)."""
+    temperature: float = 1.0
+    """0 means greedy decoding."""
+    top_p: float = 1.0
+    max_new_tokens: int = 512
+    seed: int = 0
+    """Seeds the sampler; the same seed, prompts and backend give the same outputs."""
+
+    def __post_init__(self) -> None:
+        if self.n < 1:
+            raise ValueError(f"n must be >= 1, got {self.n}")
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Generates completions for chat prompts."""
+
+    name: str
+    """Identifies backend and model in provenance, e.g. ``transformers:/cache/smollm2-135m``."""
+    inputs_per_call: int
+    """Inputs the sampling stage sends per ``generate`` call (each call is also a resume
+    step): 1 for a local model whose N samples of one input fill a decode batch; more for
+    servers and engines that gain from many prompts at once."""
+
+    def generate(
+        self, prompts: Sequence[Sequence[Message]], params: SamplingParams
+    ) -> list[list[str]]:
+        """For each prompt, ``params.n`` completions: generated text only, no prompt."""
+        ...
+
+
+@runtime_checkable
+class VerdictScorer(Protocol):
+    """Backends that can read next-token probabilities (score-probability mode)."""
+
+    def option_probs(
+        self, prompt: Sequence[Message], prefix: str, options: Sequence[str]
+    ) -> list[float]:
+        """P(option | chat prompt + assistant ``prefix``) for each single-token option,
+        renormalised over ``options``."""
+        ...
+
+
+class MockBackend:
+    """Canned outputs for tests: a list cycled through, or a function of (prompt, index).
+
+    >>> b = MockBackend(["Fine. [RESULT] 4"])
+    >>> b.generate([[Message("user", "hi")]], SamplingParams(n=2))
+    [['Fine. [RESULT] 4', 'Fine. [RESULT] 4']]
+    """
+
+    inputs_per_call = 1
+
+    def __init__(
+        self,
+        outputs: Sequence[str] | Callable[[Sequence[Message], int], str],
+        name: str = "mock",
+    ):
+        self.name = name
+        self._outputs = outputs
+        self.calls: list[tuple[list[Sequence[Message]], SamplingParams]] = []
+        self._count = 0
+
+    def generate(
+        self, prompts: Sequence[Sequence[Message]], params: SamplingParams
+    ) -> list[list[str]]:
+        self.calls.append((list(prompts), params))
+        out = []
+        for prompt in prompts:
+            texts = []
+            for i in range(params.n):
+                if callable(self._outputs):
+                    texts.append(self._outputs(prompt, i))
+                else:
+                    texts.append(self._outputs[self._count % len(self._outputs)])
+                self._count += 1
+            out.append(texts)
+        return out
+
+
+# name -> "module:factory"; factories take (model, **options) and return a Backend.
+_REGISTRY: dict[str, str] = {
+    "transformers": "srjudge.judging.backends.transformers:TransformersBackend",
+    "vllm": "srjudge.judging.backends.vllm:VLLMBackend",
+    "openai": "srjudge.judging.backends.openai:OpenAIBackend",
+}
+BACKENDS: tuple[str, ...] = (*_REGISTRY, "mock")
+
+
+def load_backend(kind: str, model: str, **options) -> Backend:
+    """Build a backend by name. ``model`` is an alias, a directory or (openai) a model name."""
+    if kind == "mock":
+        return MockBackend(options.get("outputs", ["[RESULT] 3"]), name=f"mock:{model}")
+    if kind not in _REGISTRY:
+        raise ValueError(f"unknown backend {kind!r}; choose one of {', '.join(BACKENDS)}")
+    module_name, factory = _REGISTRY[kind].split(":")
+    module = importlib.import_module(module_name)
+    return getattr(module, factory)(model, **options)

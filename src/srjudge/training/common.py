@@ -1,0 +1,242 @@
+"""What SFT and DPO share: loading a model for training, fitting rows to ``max_length``,
+checkpoints and resume, saving the model with its provenance.
+
+Output directory (``out_dir``), written in this order:
+
+* ``config.json``, ``model.safetensors``, tokenizer files: a ``save_pretrained`` model that
+  ``AutoModelForCausalLM.from_pretrained(out_dir)`` loads alone (LoRA adapters are merged into
+  the base with ``merge_and_unload`` before saving);
+* ``train_log.jsonl``: the trainer's log history, one entry per logging step (the loss curve);
+* ``srjudge_train.json``: provenance (settings, input and reference model, template ids and
+  hashes, seed, counts, timings, loss history, library versions). Written last: its presence
+  means the run completed.
+
+Crash and resume: the trainer saves a checkpoint (weights, optimizer, scheduler, RNG, log
+history) into ``out_dir/checkpoints/`` every ``save_steps`` optimizer steps, keeping only the
+latest (``save_total_limit=1``), next to ``srjudge_resume.json``, a fingerprint of the inputs.
+Calling the same function again with the same inputs resumes from that checkpoint
+(``resume_from_checkpoint``); with different inputs it refuses, since mixing two runs would be
+neither run. The checkpoints are deleted once the final model and provenance are written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.metadata
+import json
+import logging
+import shutil
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from srjudge.records import Message
+from srjudge.training.settings import CommonSettings, TrainResult
+
+log = logging.getLogger(__name__)
+
+PROVENANCE_FILE = "srjudge_train.json"
+LOG_FILE = "train_log.jsonl"
+CHECKPOINT_DIR = "checkpoints"
+RESUME_FILE = "srjudge_resume.json"
+
+
+# ---------------------------------------------------------------------------------------
+# rows (pure)
+
+
+def message_dicts(messages: Sequence[Message]) -> list[dict[str, str]]:
+    return [{"role": m.role, "content": m.content} for m in messages]
+
+
+def assistant_message(text: str) -> list[dict[str, str]]:
+    return [{"role": "assistant", "content": text}]
+
+
+# ---------------------------------------------------------------------------------------
+# shared machinery
+
+
+def _tokens(tokenizer: Any, messages: list[dict[str, str]], *, generation: bool) -> int:
+    ids = tokenizer.apply_chat_template(messages, add_generation_prompt=generation, tokenize=True)
+    return len(ids["input_ids"] if hasattr(ids, "keys") else ids)
+
+
+def fit_rows(
+    rows: list[dict[str, Any]], tokenizer: Any, max_length: int, completions: tuple[str, ...]
+) -> tuple[list[dict[str, Any]], Counter[str]]:
+    """Drop rows whose prompt alone fills ``max_length`` (TRL would drop them silently) and
+    count those that will be truncated."""
+    kept, counts = [], Counter()
+    for row in rows:
+        if _tokens(tokenizer, row["prompt"], generation=True) >= max_length:
+            counts["skipped_prompt_too_long"] += 1
+            continue
+        longest = max(
+            _tokens(tokenizer, row["prompt"] + row[c], generation=False) for c in completions
+        )
+        if longest > max_length:
+            counts["truncated"] += 1
+        kept.append(row)
+    return kept, counts
+
+
+def inputs_fingerprint(payload: dict[str, Any]) -> str:
+    """Identity of a run's inputs, for resuming; progress-bar display is not an input."""
+    payload = {**payload, "settings": {**payload["settings"], "disable_tqdm": None}}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _resume_checkpoint(ckpt_dir: Path, fingerprint: str) -> str | None:
+    """The latest checkpoint of an interrupted run with the same inputs; refuses a mismatch."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    marker = ckpt_dir / RESUME_FILE
+    if not ckpt_dir.is_dir():
+        return None
+    last = get_last_checkpoint(str(ckpt_dir))
+    if last is None:
+        return None
+    saved = json.loads(marker.read_text()).get("fingerprint") if marker.is_file() else None
+    if saved != fingerprint:
+        raise RuntimeError(
+            f"{ckpt_dir} holds a checkpoint of a run with different inputs (model, data or "
+            "settings); delete it to start over, or rerun with the original inputs to resume"
+        )
+    return last
+
+
+def training_args(s: CommonSettings, ckpt_dir: Path) -> dict[str, Any]:
+    import torch
+
+    return {
+        "output_dir": str(ckpt_dir),
+        "learning_rate": s.resolved_learning_rate(),
+        "num_train_epochs": s.num_train_epochs,
+        "max_steps": s.max_steps,
+        "per_device_train_batch_size": s.per_device_train_batch_size,
+        "gradient_accumulation_steps": s.gradient_accumulation_steps,
+        "max_length": s.max_length,
+        "seed": s.seed,
+        "logging_steps": s.logging_steps,
+        "save_strategy": "steps",
+        "save_steps": s.save_steps,
+        "save_total_limit": 1,
+        "report_to": "none",
+        "disable_tqdm": s.disable_tqdm,
+        "gradient_checkpointing": s.gradient_checkpointing,
+        # bf16 autocast where the GPU supports it; float32 on CPU (TRL's default bf16=True
+        # refuses to start there)
+        "bf16": torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
+    }
+
+
+def lora_config(s: CommonSettings) -> Any:
+    if not s.lora:
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=s.lora_r,
+        lora_alpha=s.lora_alpha,
+        lora_dropout=s.lora_dropout,
+        target_modules=s.lora_target_modules,
+        task_type="CAUSAL_LM",
+    )
+
+
+def load_for_training(path: str) -> tuple[Any, Any]:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    # float32: training runs on CPU as well; the saved model keeps this dtype
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    return model, tokenizer
+
+
+@contextlib.contextmanager
+def quiet_datasets(disable: bool) -> Iterator[None]:
+    """Hide datasets' map/filter bars too when the caller disabled progress bars."""
+    import datasets
+
+    was_disabled = datasets.are_progress_bars_disabled()
+    if disable:
+        datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if disable and not was_disabled:
+            datasets.enable_progress_bars()
+
+
+def _loss_history(log_history: list[dict[str, Any]]) -> list[dict[str, float]]:
+    return [
+        {"step": e["step"], "epoch": e.get("epoch"), "loss": e["loss"]}
+        for e in log_history
+        if "loss" in e
+    ]
+
+
+def _versions() -> dict[str, str]:
+    return {
+        name: importlib.metadata.version(name)
+        for name in ("trl", "transformers", "torch", "peft", "accelerate", "datasets")
+    }
+
+
+def train_and_save(
+    trainer: Any,
+    tokenizer: Any,
+    out: Path,
+    ckpt_dir: Path,
+    resume: str | None,
+    provenance: dict[str, Any],
+    started: float,
+) -> TrainResult:
+    t0 = time.time()
+    trainer.train(resume_from_checkpoint=resume)
+    t1 = time.time()
+    model = trainer.model
+    if provenance["settings"]["lora"]:
+        model = model.merge_and_unload()
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    history = trainer.state.log_history
+    with open(out / LOG_FILE, "w", encoding="utf-8") as f:
+        for entry in history:
+            f.write(json.dumps(entry) + "\n")
+    loss_history = _loss_history(history)
+    seconds = {
+        "setup": round(t0 - started, 2),
+        "train": round(t1 - t0, 2),
+        "save": round(time.time() - t1, 2),
+        "total": round(time.time() - started, 2),
+    }
+    provenance |= {
+        "resumed_from": resume,
+        "optimizer_steps": trainer.state.global_step,
+        "seconds": seconds,
+        "loss_history": loss_history,
+        "versions": _versions(),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    (out / PROVENANCE_FILE).write_text(json.dumps(provenance, indent=2, default=str) + "\n")
+    shutil.rmtree(ckpt_dir, ignore_errors=True)
+    return TrainResult(out, provenance["counts"], loss_history, seconds, resume)
+
+
+def prepare_out(out_dir: str | Path, fingerprint: str) -> tuple[Path, Path, str | None]:
+    out = Path(out_dir)
+    ckpt_dir = out / CHECKPOINT_DIR
+    resume = _resume_checkpoint(ckpt_dir, fingerprint)
+    if resume:
+        log.info("resuming from %s", resume)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    (ckpt_dir / RESUME_FILE).write_text(json.dumps({"fingerprint": fingerprint}) + "\n")
+    return out, ckpt_dir, resume

@@ -1,0 +1,165 @@
+"""DPO of a judge on preference pairs through TRL (``SharedPromptDPOTrainer`` by default).
+
+    from srjudge.training.dpo import run_dpo
+    from srjudge.training.settings import DPOSettings
+    run_dpo("runs/x/j_sft", pairs, "runs/x/j1", DPOSettings(beta=0.1), ref_model="runs/x/j_sft")
+    srjudge dpo --model runs/x/j_sft --pairs pairs.jsonl --ref runs/x/j_sft --out runs/x/j1
+
+Rows: ``{"prompt": [...], "chosen": [assistant], "rejected": [assistant]}``, the prompt being
+exactly what the judge saw when it sampled. Output directory and resume:
+``srjudge.training.common``.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import os
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from srjudge.judging.prompts import template_info
+from srjudge.records import PreferencePair
+from srjudge.training.common import (
+    assistant_message,
+    fit_rows,
+    inputs_fingerprint,
+    load_for_training,
+    lora_config,
+    message_dicts,
+    prepare_out,
+    quiet_datasets,
+    train_and_save,
+    training_args,
+)
+from srjudge.training.settings import DPOSettings, TrainResult
+
+
+def dpo_rows(pairs: Sequence[PreferencePair]) -> list[dict[str, Any]]:
+    """``{"prompt": [...], "chosen": [assistant], "rejected": [assistant]}`` per pair."""
+    return [
+        {
+            "prompt": message_dicts(p.prompt),
+            "chosen": assistant_message(p.chosen),
+            "rejected": assistant_message(p.rejected),
+        }
+        for p in pairs
+    ]
+
+
+# ---------------------------------------------------------------------------------------
+# DPO
+
+
+def _same_model(a: str, b: str) -> bool:
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def run_dpo(
+    model: str,
+    pairs: Sequence[PreferencePair],
+    out_dir: str | Path,
+    settings: DPOSettings | None = None,
+    *,
+    ref_model: str | None,
+    callbacks: Sequence[Any] = (),
+) -> TrainResult:
+    """DPO ``model`` on ``pairs`` against the reference ``ref_model``.
+
+    The reference (explicit, since the loop chooses it: the previous iteration or J_SFT):
+
+    * ``None``, or the same directory as ``model``: the starting weights themselves. With LoRA
+      that is the adapter-disabled base (no second copy is loaded). With full fine-tuning and
+      ``precompute_ref_log_probs`` the log-probs come from the policy before its first step;
+      without precompute TRL loads a second, frozen copy of ``model``.
+    * another model: loaded as a separate frozen model; with ``precompute_ref_log_probs`` it is
+      used once before training and then released.
+    """
+    from trl import DPOConfig, DPOTrainer
+
+    from srjudge.models import resolve_model
+    from srjudge.training.shared_prompt import SharedPromptDPOTrainer
+
+    settings = settings or DPOSettings()
+    started = time.time()
+    path = resolve_model(model)
+    ref_path = None if ref_model is None else resolve_model(ref_model)
+    if ref_path is not None and _same_model(ref_path, path):
+        ref_path = None
+    policy, tokenizer = load_for_training(path)
+    rows, counts = fit_rows(dpo_rows(pairs), tokenizer, settings.max_length, ("chosen", "rejected"))
+    counts = {"pairs": len(pairs), "rows": len(rows), **counts}
+    if not rows:
+        raise ValueError(f"no usable DPO rows: {counts}")
+    fingerprint = inputs_fingerprint({"kind": "dpo", "model": path, "ref": ref_path, "rows": rows,
+                                "settings": asdict(settings)})  # fmt: skip
+    out, ckpt_dir, resume = prepare_out(out_dir, fingerprint)
+    if ref_path is not None:
+        reference = "separate model"
+    elif settings.lora:
+        reference = "adapter-disabled base (input model)"
+    else:
+        reference = "input model"
+    provenance = {
+        "kind": "dpo",
+        "input_model": model,
+        "input_model_path": path,
+        "ref_model": ref_model,
+        "ref_model_path": ref_path or path,
+        "reference": reference,
+        "settings": asdict(settings),
+        "learning_rate": settings.resolved_learning_rate(),
+        "templates": [template_info(t) for t in _pair_templates(pairs)],
+        "system_prompt_sha256": sorted({_system_hash(p) for p in pairs}),
+        "strategies": dict(Counter(p.strategy for p in pairs)),
+        "seed": settings.seed,
+        "counts": counts,
+        "fingerprint": fingerprint,
+    }
+    from datasets import Dataset
+
+    config = DPOConfig(
+        **training_args(settings, ckpt_dir),
+        beta=settings.beta,
+        loss_type=[settings.loss_type],
+        precompute_ref_log_probs=settings.precompute_ref_log_probs,
+    )
+    ref = load_for_training(ref_path)[0] if ref_path is not None else None
+    with quiet_datasets(settings.disable_tqdm):
+        trainer_class = SharedPromptDPOTrainer if settings.share_prompt else DPOTrainer
+        trainer = trainer_class(
+            model=policy,
+            ref_model=ref,
+            args=config,
+            train_dataset=Dataset.from_list(rows),
+            processing_class=tokenizer,
+            peft_config=lora_config(settings),
+            callbacks=list(callbacks),
+        )
+        if settings.precompute_ref_log_probs and ref is not None:
+            _release(trainer, ref)
+            del ref
+        return train_and_save(trainer, tokenizer, out, ckpt_dir, resume, provenance, started)
+
+
+def _release(trainer: Any, ref: Any) -> None:
+    """Free a separate reference model once its log-probs are precomputed: TRL keeps it on the
+    trainer and accelerate in its list of prepared models, though training no longer reads it."""
+    trainer.ref_model = None
+    trainer.accelerator._models = [m for m in trainer.accelerator._models if m is not ref]
+    gc.collect()
+
+
+def _pair_templates(pairs: Sequence[PreferencePair]) -> list[str]:
+    """Template ids recorded in the pairs' meta (``template_id``), when the curator set them."""
+    return sorted({str(p.meta["template_id"]) for p in pairs if p.meta.get("template_id")})
+
+
+def _system_hash(pair: PreferencePair) -> str:
+    """sha256 of the pair's system message: identifies the judge template when no id is given."""
+    system = next((m.content for m in pair.prompt if m.role == "system"), "")
+    return hashlib.sha256(system.encode()).hexdigest()

@@ -75,6 +75,14 @@ VERB_CASES: dict[str, tuple[list[str], str]] = {
     ),
     "compare": (["compare", "ev", "ev"], "ev/predictions.jsonl:1: not a prediction line"),
     "report": (["report", "ev"], "nothing to report in ev"),
+    "annotate": (
+        ["annotate", "create", "--a", "missing.jsonl", "--b", "in.jsonl", "--out", "s.db"],
+        "missing.jsonl: predictions file not found",
+    ),
+    "serve": (
+        ["serve", *MOCK, "--api-key-file", "missing.txt"],
+        "API key file missing.txt not found",
+    ),
     # verbs other helpers add: used once the verb exists
     "prompt": (["prompt", "bad.jsonl", "--model", "tiny-random"], "bad.jsonl"),
 }

@@ -260,3 +260,29 @@ def test_run_dir_that_is_a_foreign_folder_is_refused(verb, tmp_path, capsys, mon
     rc, err = run_cli(capsys, *argv)
     assert rc == 2 and "run_dir foreign_dir is a folder that is not a run folder" in err, err
     assert snapshot(tmp_path) == before
+
+
+def test_annotate_export_and_report_outputs(tmp_path, capsys, monkeypatch):
+    """export over the study itself or a data file, into a foreign folder: refused."""
+    monkeypatch.chdir(tmp_path)
+    _setup(tmp_path)
+    for name, text in (("a", "Fine. [RESULT] 4"), ("b", "Good. [RESULT] 4")):
+        argv = ["judge", "--backend", "mock", "--model", name, "--mock-output", text]
+        assert run_cli(capsys, *argv, "--input", "in.jsonl", "--output", f"{name}.jsonl")[0] == 0
+    create = ["annotate", "create", "--a", "a.jsonl", "--b", "b.jsonl", "--out", "s.db"]
+    assert run_cli(capsys, *create)[0] == 0
+    before = snapshot(tmp_path)
+    export = ["annotate", "export", "s.db"]
+    for argv, message in [
+        ([*export, "--format", "jsonl", "--out", "s.db"], "--out s.db is the same file as study"),
+        ([*export, "--format", "jsonl", "--out", "in.jsonl"], "is not a labels export"),
+        ([*export, "--format", "label-studio", "--out", "foreign_dir"], "not a Label Studio"),
+        (["annotate", "report", "s.db", "--out", "foreign_dir"], "not a study report folder"),
+    ]:
+        rc, err = run_cli(capsys, *argv)
+        assert rc == 2 and message in err, (argv, err)
+    assert snapshot(tmp_path) == before
+    # its own exports are rewritten on a rerun
+    for _ in range(2):
+        assert run_cli(capsys, *export, "--format", "jsonl", "--out", "labels.jsonl")[0] == 0
+        assert run_cli(capsys, *export, "--format", "label-studio", "--out", "ls")[0] == 0

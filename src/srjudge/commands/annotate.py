@@ -143,6 +143,7 @@ def _report(args: argparse.Namespace) -> int:
     from srjudge.annotation.report import write_study_report
 
     out = args.out or str(Path(args.study).with_suffix("")) + "_report"
+    _check_report_out(args.study, out)
     md, html, _ = write_study_report(args.study, out, n_boot=args.n_boot)
     print(md.read_text(encoding="utf-8"))
     print(f"wrote {md}, {html}", file=sys.stderr)
@@ -152,6 +153,7 @@ def _report(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from srjudge.annotation import labelstudio
 
+    _check_export_out(args.study, args.out, args.format)
     if args.format == "jsonl":
         n = labelstudio.export_jsonl(args.study, args.out)
         print(f"wrote {n} labels to {args.out}")
@@ -159,6 +161,39 @@ def _export(args: argparse.Namespace) -> int:
         tasks, config = labelstudio.export_label_studio(args.study, args.out)
         print(f"wrote {tasks} (import as tasks) and {config} (the project's labelling config)")
     return 0
+
+
+_LABEL_KEYS = ("item", "annotator", "choice", "preferred")
+_EXPORT_FILES = ("tasks.json", "labeling_config.xml")
+_REPORT_FILES = ("annotation_report.md", "annotation_report.html", "annotation_report.json")
+
+
+def _check_export_out(study: str, out: str, fmt: str) -> None:
+    """Refuse, before the study is read: an export over the study itself, over a file that is
+    no labels export, or into a folder that is no Label Studio export."""
+    from pathlib import Path
+
+    from srjudge.paths import looks_like, refuse_foreign_dir, refuse_foreign_file, refuse_same_paths
+
+    if fmt == "jsonl":
+        refuse_same_paths({"study": study}, {"--out": out})
+        is_labels = looks_like(_LABEL_KEYS)
+        refuse_foreign_file(out, "--out", "a labels export (srjudge annotate export)", is_labels)
+        return
+    refuse_same_paths(
+        {"study": study}, {f"--out {name}": Path(out) / name for name in _EXPORT_FILES}
+    )
+    refuse_foreign_dir(out, "--out", "a Label Studio export", _has_any(_EXPORT_FILES))
+
+
+def _check_report_out(study: str, out: str) -> None:
+    from srjudge.paths import refuse_foreign_dir
+
+    refuse_foreign_dir(out, "--out", "a study report folder", _has_any(_REPORT_FILES))
+
+
+def _has_any(names: tuple[str, ...]):
+    return lambda folder: any((folder / name).is_file() for name in names)
 
 
 def _import(args: argparse.Namespace) -> int:

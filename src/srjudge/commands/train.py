@@ -196,7 +196,12 @@ def _check_sample_paths(input_path: str, out: Path, inputs_path: Path) -> None:
     from srjudge.data.validate import EXAMPLE_KEYS
 
     require_file(input_path, "--input")
-    refuse_same_paths({"--input": input_path}, {"--out": out, "its inputs file": inputs_path})
+    outputs = {
+        "--out": out,
+        "its inputs file": inputs_path,
+        "its settings file": out.with_suffix(".settings.json"),
+    }
+    refuse_same_paths({"--input": input_path}, outputs)
     is_examples = looks_like(EXAMPLE_KEYS)
     refuse_foreign_file(inputs_path, "inputs file", "an srjudge examples file", is_examples)
     refuse_special(out, "--out")

@@ -69,7 +69,7 @@ def judgebench_category(source: str) -> str:
 def _judgebench(row: Any, line: int) -> PairwiseExample:
     row = as_object(row)
     label = required_field(row, "label")
-    if label not in _JUDGEBENCH_LABELS:
+    if not isinstance(label, str) or label not in _JUDGEBENCH_LABELS:
         raise RecordError("label", f"expected 'A>B' or 'B>A', got {label!r}")
     source = text_field(row, "source")
     question = text_field(row, "question")

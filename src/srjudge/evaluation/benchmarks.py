@@ -121,7 +121,7 @@ class Benchmark:
 
     @property
     def mode(self) -> str:
-        return "pairwise" if self.task == "compare" else "pointwise"
+        return "pairwise" if self.task in ("compare", "compare_styles") else "pointwise"
 
 
 def _subset(ex: Example) -> str:

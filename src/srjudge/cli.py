@@ -15,32 +15,52 @@ import argparse
 import importlib
 import sys
 
-# verb -> (module under srjudge.commands, attribute prefix, one-line help)
-COMMANDS: dict[str, tuple[str, str, str]] = {
-    "data": ("data", "", "validate, convert and check overlap of datasets"),
-    "models": ("models", "", "list model aliases, whether each is present, where it is cached"),
-    "judge": ("judge", "", "judge a JSONL of pointwise or pairwise examples (resumable)"),
-    "sft": ("train", "sft_", "stage: supervised fine-tuning of a seed judge"),
-    "merge": ("train", "merge_", "stage: linear weight merge of two judges"),
-    "sample": ("train", "sample_", "stage: self-rationalization, N judgments per input"),
-    "curate": ("train", "curate_", "stage: judgments -> preference pairs"),
-    "dpo": ("train", "dpo_", "stage: DPO on preference pairs"),
-    "run": ("train", "run_", "the whole loop from a YAML config (resumable by stage)"),
-    "demo": ("train", "demo_", "the whole loop on SmolLM2-135M with the bundled data"),
-    "eval": ("evaluate", "eval_", "evaluate a judge on benchmarks, with confidence intervals"),
-    "compare": ("evaluate", "compare_", "paired-bootstrap comparison of two evaluation runs"),
-    "report": ("evaluate", "report_", "write report.md and report.html for a run"),
+# verb -> (module under srjudge.commands, attribute prefix, one-line help, where the work is done
+# under src/srjudge/): ``srjudge --help`` prints the last column, so any stage is one hop away
+COMMANDS: dict[str, tuple[str, str, str, str]] = {
+    "data": ("data", "", "validate, convert, check overlap of datasets", "data/"),
+    "models": ("models", "", "model aliases, whether present, where cached", "models.py"),
+    "judge": ("judge", "", "judge a JSONL of examples (resumable)", "judging/files.py"),
+    "sft": ("train", "sft_", "stage: SFT of a seed judge", "training/sft.py"),
+    "merge": ("train", "merge_", "stage: linear weight merge of two judges", "training/merge.py"),
+    "sample": (
+        "train",
+        "sample_",
+        "stage: self-rationalization, N judgments",
+        "judging/sampling.py",
+    ),
+    "curate": ("train", "curate_", "stage: judgments -> preference pairs", "training/curate.py"),
+    "dpo": ("train", "dpo_", "stage: DPO on preference pairs", "training/dpo.py"),
+    "run": ("train", "run_", "the whole loop from a YAML config (resumable)", "loop/run.py"),
+    "demo": ("train", "demo_", "the whole loop on SmolLM2-135M, bundled data", "loop/run.py"),
+    "eval": (
+        "evaluate",
+        "eval_",
+        "evaluate a judge on benchmarks, with CIs",
+        "evaluation/evaluate.py",
+    ),
+    "compare": (
+        "evaluate",
+        "compare_",
+        "paired bootstrap of two evaluations",
+        "evaluation/compare.py",
+    ),
+    "report": ("evaluate", "report_", "report.md + report.html of a run", "evaluation/report.py"),
+    "annotate": ("annotate", "", "human side-by-side study of rationales", "annotation/"),
+    "serve": ("serve", "", "a judge as an HTTP service (grade, compare, reward)", "serving/"),
 }
 
 
 def _top_parser() -> argparse.ArgumentParser:
+    rows = [f"  {name:<9} {help_:<47} {where}" for name, (*_, help_, where) in COMMANDS.items()]
     parser = argparse.ArgumentParser(
         prog="srjudge",
         description="Train and run self-rationalizing LLM judges (arXiv 2410.05495).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="commands:\n"
-        + "\n".join(f"  {name:<9} {help_}" for name, (_, _, help_) in COMMANDS.items())
-        + "\n\nRun 'srjudge COMMAND --help' for a command's options.",
+        epilog=f"  {'command':<9} {'what it does':<47} code (under src/srjudge/)\n"
+        + "\n".join(rows)
+        + "\n\nThe CLI of each verb is in srjudge/commands/; the layers: docs/DESIGN.md."
+        + "\nRun 'srjudge COMMAND --help' for a command's options.",
     )
     parser.add_argument("command", choices=sorted(COMMANDS), metavar="COMMAND")
     return parser
@@ -54,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv[0] not in COMMANDS:
         _top_parser().parse_args(argv[:1])  # prints the usage error and exits 2
     name = argv[0]
-    module_name, prefix, help_ = COMMANDS[name]
+    module_name, prefix, help_, _ = COMMANDS[name]
     module = importlib.import_module(f"srjudge.commands.{module_name}")
     parser = argparse.ArgumentParser(prog=f"srjudge {name}", description=help_)
     getattr(module, f"{prefix}add_arguments")(parser)

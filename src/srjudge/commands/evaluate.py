@@ -74,7 +74,7 @@ def eval_add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _train_examples(args: argparse.Namespace):
     from srjudge.data.sources import load_srjudge
-    from srjudge.evaluation.evaluate import training_examples_from_run
+    from srjudge.loop.rundir import training_examples
 
     if not args.train_data and not args.train_run:
         return None
@@ -82,7 +82,7 @@ def _train_examples(args: argparse.Namespace):
     for path in args.train_data or []:
         out += load_srjudge(path).examples
     if args.train_run:
-        out += training_examples_from_run(args.train_run)
+        out += training_examples(args.train_run)
     return out
 
 
@@ -144,15 +144,27 @@ def report_add_arguments(parser: argparse.ArgumentParser) -> None:
         "run", metavar="RUN", nargs="+", help="a run folder, or evaluation folders to tabulate"
     )
     parser.add_argument("--out", help="where report.md/report.html go (default: the run folder)")
+    parser.add_argument(
+        "--study",
+        metavar="STUDY.db",
+        help="append a human side-by-side study's results (srjudge annotate create/serve)",
+    )
 
 
 def report_run(args: argparse.Namespace) -> int:
-    from srjudge.evaluation.report import write_report
+    from srjudge.loop.rundir import run_report
 
     target = args.run[0] if len(args.run) == 1 else args.run
     out = args.out or (args.run[0] if len(args.run) == 1 else "report")
     try:
-        md, html = write_report(target, out)
+        extra = None
+        if args.study:
+            from srjudge.annotation.report import study_sections
+
+            if not Path(args.study).is_file():
+                raise FileNotFoundError(f"--study {args.study}: no such study file")
+            extra = study_sections(args.study)
+        md, html = run_report(target, out, extra)
     except FileNotFoundError as e:
         print(f"srjudge report: {e}", file=sys.stderr)
         return 2

@@ -300,12 +300,9 @@ def _run_and_summarise(cfg, allow_config_change: bool = False) -> int:
 
 def summary_text(state, seconds: float) -> str:
     lines = [f"\nrun '{state.cfg.name}' finished in {seconds / 60:.1f} min: {state.run_dir}"]
-    for name, rec in state.outputs.items():
-        trained_here = name.startswith("sft_") or name == "merge" or name.startswith("iter")
-        produced = trained_here and name.endswith(
-            ("_pointwise", "_pairwise", "merge", "_dpo", "_sft")
-        )
-        what = rec.get("model", "") if produced else ""
+    for stage in state.stages:
+        name, rec = stage.name, state.outputs[stage.name]
+        what = rec.get("model", "") if stage.produces_model else ""
         if what and rec.get("trained") is False:
             what += f"  (NOT trained: {rec.get('reason')}; the previous judge carried over)"
         counts = rec.get("counts") or _flat_metrics(rec.get("metrics") or {})

@@ -280,14 +280,5 @@ def _run_benchmark(
         "parse_failures": sum(r["parse_failures"] for r in records),
         "resumed": len(examples) - len(todo),
     }
-    subsets = _subset_table(records) if bench.name.startswith("rewardbench") else None
+    subsets = _subset_table(records) if bench.subset_table else None
     return BenchmarkResult(bench.name, bench.mode, metrics, counts, info, notes, overlap, subsets)
-
-
-def training_examples_from_run(run_dir: str | Path) -> list[Example]:
-    """The training examples of a run (``RUN/stages/*_data/{pointwise,pairwise}.jsonl``)."""
-    out: list[Example] = []
-    for path in sorted(Path(run_dir).glob("stages/*_data/*.jsonl")):
-        if path.stem in ("pointwise", "pairwise"):
-            out += data.load_srjudge(path).examples
-    return out

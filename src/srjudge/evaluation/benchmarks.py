@@ -18,6 +18,16 @@ Benchmarks (the paper's Tables 2-3):
   MT-Bench + Vicuna data; Pearson with the mean GPT-4 score (stands in for Feedback Bench).
 * ``safe-rlhf``: the safer response preferred (sides shuffled with the seed); ``autoj``: human
   labels, accuracy on non-tie items, ties counted apart.
+* ``judgebench``: 620 hard pairs with objective labels, judged in both orders; a pair is right
+  only when both orders pick the right response (JudgeBench's protocol); accuracy overall and
+  per category (knowledge, reasoning, math, coding).
+* ``rm-bench``: per prompt, each of 3 chosen x 3 rejected responses (concise, detailed plain,
+  detailed markdown) compared in both orders, a cell right only when both orders prefer the
+  chosen one; easy / normal / hard = lower-left / diagonal / upper-right of RM-Bench's 3x3
+  matrix (chosen more / equally / less formatted than rejected), overall and per domain.
+  ``--limit`` counts prompts; each costs 18 judgments.
+
+Each entry carries its loader (``Source``), task, metrics and, where it has them, its notes.
 
 Data comes from the first of: a bundled slice, files under ``SHARED_DATA``
 (``$SRJUDGE_DATA``, else ``<repo>/../shared/data``), a Hub id.
@@ -28,19 +38,23 @@ from __future__ import annotations
 import glob
 import os
 import random
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from srjudge import data
+from srjudge.data.judge_benchmarks import JUDGEBENCH_CATEGORIES, RM_BENCH_DOMAINS, RM_BENCH_STYLES
 from srjudge.evaluation.metrics import (
     MetricFn,
     Record,
+    both_orders_metrics,
     consistency,
     correlations,
     mean_of,
     rewardbench_metrics,
+    style_matrix_metrics,
 )
 from srjudge.records import Example
 
@@ -109,17 +123,58 @@ class Benchmark:
     split: bool = False
     """Hold out ``IN_DOMAIN_FRACTION`` of the questions (default sources only)."""
     notes: NotesFn | None = None
-    """Benchmark-specific notes (coverage, items left out of a metric and why)."""
+    """Benchmark-specific notes (coverage, items left out of a metric and why, protocol)."""
     subset_table: bool = False
     """Also report accuracy per stratum (RewardBench: per subset) in the result."""
 
     @property
     def mode(self) -> str:
-        return "pairwise" if self.task == "compare" else "pointwise"
+        return "pairwise" if self.task in ("compare", "compare_styles") else "pointwise"
 
 
 def _subset(ex: Example) -> str:
     return str(ex.meta.get("subset", "unknown"))
+
+
+def _judgebench_notes(
+    loaded: list[Example], judged: list[Example], records: list[Record]
+) -> list[str]:
+    same = sum(ex.response_1 == ex.response_2 for ex in judged)  # type: ignore[union-attr]
+    models = Counter(str(ex.meta.get("response_model")) for ex in judged)
+    notes = [
+        "a pair is right only when both orders pick the right response (JudgeBench's "
+        "protocol); an order with no parsed verdict makes the pair wrong (JudgeBench's script "
+        "would count it right when the other order is right)",
+        "rubric: factual correctness (the criterion JudgeBench gave Prometheus 2; "
+        "data.rubrics.CORRECTNESS_RUBRIC)",
+        "pairs judged per response model: "
+        + ", ".join(f"{m} {n}" for m, n in sorted(models.items())),
+    ]
+    if same:
+        notes.append(f"{same} judged pairs have identical responses (never right in both orders)")
+    return notes
+
+
+def _rm_bench_notes(
+    loaded: list[Example], judged: list[Example], records: list[Record]
+) -> list[str]:
+    present = {str(ex.meta.get("domain")) for ex in loaded}
+    absent = [d for d in RM_BENCH_DOMAINS if d not in present]
+    notes = [
+        f"each prompt: 3 chosen x 3 rejected styles ({', '.join(RM_BENCH_STYLES)}), every "
+        "pair judged in both orders (18 judgments); a cell is right only when both orders "
+        "prefer the chosen response (a judge guessing at random per order scores 0.25, one "
+        "that always picks the same position 0)",
+        "rubric: helpfulness, harmlessness, honesty (paper A.1.3, as for RewardBench)",
+    ]
+    if absent:
+        why = " (RM-Bench's math split is not in ../shared/data; see its MANIFEST)"
+        notes.append(
+            f"no items for domain {', '.join(absent)}{why if 'math' in absent else ''}: "
+            "easy/normal/hard/average pool the domains present, so they are not the paper's "
+            "totals"
+        )
+    return notes
 
 
 _RB_SHARED = (
@@ -214,6 +269,22 @@ BENCHMARKS: dict[str, Benchmark] = {
         {"accuracy": mean_of("score"), "consistency": consistency},
         stratum=lambda ex: str(ex.gold_preference),
         notes=_autoj_notes,
+    ),
+    "judgebench": Benchmark(
+        "judgebench",
+        (Source("judgebench", shared=("judgebench/judgebench_*.jsonl",)),),
+        "compare",
+        both_orders_metrics(JUDGEBENCH_CATEGORIES),
+        stratum=lambda ex: str(ex.meta.get("category", "unknown")),
+        notes=_judgebench_notes,
+    ),
+    "rm-bench": Benchmark(
+        "rm-bench",
+        (Source("rm-bench", shared=("rm-bench/*_filtered.json",)),),
+        "compare_styles",
+        style_matrix_metrics(RM_BENCH_DOMAINS),
+        stratum=lambda ex: str(ex.meta.get("domain", "unknown")),
+        notes=_rm_bench_notes,
     ),
 }
 MODE_VARIANTS: dict[tuple[str, str], str] = {("rewardbench", "pairwise"): "rewardbench-pairwise"}

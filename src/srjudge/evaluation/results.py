@@ -61,10 +61,12 @@ class EvalResult:
 
     def format_table(self) -> str:
         lines = [f"model: {self.label}  ({self.settings.get('backend')})", ""]
-        lines.append(f"{'benchmark':<22}{'metric':<22}{'value [95% CI]':<26}{'n':>6}")
+        names = [m for r in self.benchmarks.values() for m in r.metrics]
+        w = max([21, *map(len, names)]) + 1  # a long name (safety-response_normal) keeps a gap
+        lines.append(f"{'benchmark':<22}{'metric':<{w}}{'value [95% CI]':<26}{'n':>6}")
         for name, r in self.benchmarks.items():
             for metric, m in r.metrics.items():
-                lines.append(f"{name:<22}{metric:<22}{m.format(3):<26}{m.n:>6}")
+                lines.append(f"{name:<22}{metric:<{w}}{m.format(3):<26}{m.n:>6}")
             for note in r.notes:
                 lines.append(f"{'':<22}note: {note}")
         return "\n".join(lines)

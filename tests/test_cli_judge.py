@@ -84,13 +84,14 @@ def test_bad_arguments(tmp_path, capsys):
     assert (
         judge("--backend", "mock", "--model", "m", "--input", tmp_path / "x", "--output", out) == 2
     )
-    assert "not found" in capsys.readouterr().err
+    assert "no such file" in capsys.readouterr().err
     src = write(tmp_path / "in.jsonl", points(1))
     assert judge("--model", "m", "--input", src, "--output", out, "--mock-output", "x") == 2
-    rc = judge(
-        "--backend", "mock", "--model", "m", "--input", src, "--output", out, "--samples", "0"
-    )
-    assert rc == 2 and "n must be >= 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:  # refused by argparse (srjudge.commands.argtypes)
+        judge(
+            "--backend", "mock", "--model", "m", "--input", src, "--output", out, "--samples", "0"
+        )
+    assert exit_.value.code == 2 and "must be >= 1, got 0" in capsys.readouterr().err
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "x", "kind": "pointwise"}\n')
     assert judge("--backend", "mock", "--model", "m", "--input", bad, "--output", out) == 2

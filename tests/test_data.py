@@ -592,8 +592,9 @@ def test_cli_overlap(tmp_path, capsys):
             "rewardbench",
         ]
     )
-    out, _ = capsys.readouterr()
-    assert code == 0
+    out, err = capsys.readouterr()
+    assert code == 1  # the fixture's bad row (line 4) was not checked: the check is incomplete
+    assert "1 row(s) could not be loaded" in err
     assert "exact prompt matches: 1" in out and "exact\trewardbench-alpacaeval-easy-30\tt1" in out
 
 

@@ -358,7 +358,7 @@ def test_judge_file_skips_done_ids(tmp_path):
 
 def test_judge_file_rejects_duplicate_ids(tmp_path):
     src = write_examples(tmp_path / "in.jsonl", [point("a"), point("a")])
-    with pytest.raises(ValueError, match="twice"):
+    with pytest.raises(ValueError, match="duplicate id 'a'"):
         judge_file(src, tmp_path / "out.jsonl", MockBackend(["x"]), progress=False)
 
 

@@ -2,7 +2,7 @@
 
 Layers, lowest first (``docs/DESIGN.md`` has the table)::
 
-    base (records, resume, models, the package itself) -> data -> judging -> training
+    base (records, resume, models, errors, paths, the package itself) -> data -> judging -> training
     -> evaluation -> loop -> commands -> cli
 
 A module may import from its own layer or any layer below it, never above, and that includes
@@ -16,6 +16,7 @@ imports inside functions (every ``import`` statement in the file is checked, par
 from __future__ import annotations
 
 import ast
+import importlib
 import sys
 from pathlib import Path
 
@@ -30,10 +31,15 @@ LAYERS: dict[str, int] = {
     "records": 0,
     "resume": 0,
     "models": 0,
+    "errors": 0,
+    "paths": 0,
     "data": 1,
     "judging": 2,
     "training": 3,
     "evaluation": 4,
+    "annotation": 4,  # the human study: reads evaluation outputs, serves a page
+    "serving": 4,  # srjudge serve: the Judge API behind HTTP
+    "client": 0,  # JudgeClient: HTTP only, imports no other srjudge module
     "loop": 5,
     "commands": 6,
     "cli": 7,
@@ -161,3 +167,15 @@ def test_the_checker_flags_an_upward_import(tmp_path, monkeypatch):
     assert upward_imports() == [
         "srjudge/data/bad.py:2: imports srjudge.loop (layer 5) from layer 1"
     ]
+
+
+def test_help_names_code_that_exists(capsys):
+    from srjudge import cli
+
+    for verb, (module, prefix, _, where) in cli.COMMANDS.items():
+        assert (PACKAGE / where).exists(), (verb, where)
+        commands = importlib.import_module(f"srjudge.commands.{module}")
+        assert callable(getattr(commands, f"{prefix}run")), verb
+    assert cli.main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert all(where in out for *_, where in cli.COMMANDS.values())

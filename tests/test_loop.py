@@ -80,10 +80,8 @@ def _weights(model_dir: str) -> dict[str, torch.Tensor]:
 
 
 def test_whole_loop_trains_every_parameter(tmp_path, tiny_model_dir):
-    started = time.time()
     cfg = config_from_dict(_config(tmp_path / "run", tiny_model_dir))
     state = run(cfg, backend_factory=_mock_factory)
-    assert time.time() - started < 180
 
     names = [s.name for s in plan(cfg)]
     assert list(state.outputs) == names

@@ -89,6 +89,7 @@ def test_meta_judge_inputs_batches_by_the_backends_inputs_per_call(tmp_path):
                       "p2": {"ratings": [1, 3, 3]}}  # fmt: skip
     assert [len(prompts) for prompts, _ in backend.calls] == [3, 3]  # inputs {p0, p1}, {p2}
     lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert lines[0].pop("input_sha256")  # what the answer was made from (a rerun checks it)
     assert lines[0] == {"example_id": "p0", "ratings": [4, 2]}
 
 
@@ -107,7 +108,9 @@ def test_meta_judge_inputs_resumes_without_a_backend_when_done(tmp_path):
 
 def test_meta_judge_inputs_continues_an_interrupted_file(tmp_path):
     path = tmp_path / "meta.jsonl"
-    path.write_text(json.dumps({"example_id": "p0", "ratings": [1, 1]}) + "\n")
+    first = MockBackend(["Judgment Rating: 1"])
+    meta_judge_inputs("meta_judge", lambda: first, EXAMPLES, JUDGED, PARAMS, path)
+    path.write_text(path.read_text().splitlines()[0] + "\n")  # interrupted after p0
     backend = MockBackend(rate_by_verdict)
     extras = meta_judge_inputs("meta_judge", lambda: backend, EXAMPLES, JUDGED, PARAMS, path)
     assert extras["p0"] == {"ratings": [1, 1]}  # kept from the interrupted run, not redone

@@ -1,4 +1,5 @@
-"""report.md / report.html from a (mock) run folder (srjudge.evaluation.report)."""
+"""report.md / report.html from a (mock) run folder or evaluation folders
+(``loop.rundir.run_report`` over ``srjudge.evaluation.report``)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from srjudge.evaluation.evaluate import evaluate
-from srjudge.evaluation.report import write_report
-from srjudge.evaluation.results import display_name, find_evals
+from srjudge.evaluation.results import find_evals
 from srjudge.judging.backends import MockBackend
 from srjudge.judging.judge import Judge
+from srjudge.loop.rundir import display_name, run_report
 
 IMG = '<img src="data:image/png;base64,'
 
@@ -59,7 +60,7 @@ def run_dir(tmp_path_factory) -> Path:
 
 
 def test_report_renders_tables_figures_and_iterations(run_dir, tmp_path):
-    md_path, html_path = write_report(run_dir, tmp_path)
+    md_path, html_path = run_report(run_dir, tmp_path)
     md = md_path.read_text()
     assert "## Pointwise judging (paper Table 2)" in md
     assert "## Pairwise judging (paper Table 3)" in md
@@ -81,7 +82,7 @@ def test_report_from_eval_folders_and_defaults(run_dir, tmp_path):
     folders = sorted((run_dir / "stages").glob("*_eval_*"))
     evals = find_evals([str(f) for f in folders])
     assert [e.label for e in evals] == ["seed", "sft", "iter1_dpo"]
-    md, _ = write_report([str(f) for f in folders[:2]], tmp_path)
+    md, _ = run_report([str(f) for f in folders[:2]], tmp_path)
     text = md.read_text()
     assert "J_SFT" in text and "J_1" not in text and "## Iterations" not in text
 
@@ -98,7 +99,7 @@ def test_report_is_tolerant_of_missing_and_broken_pieces(tmp_path):
     (run / "stages" / "03_iter1_sample").mkdir()
     (run / "stages" / "03_iter1_sample" / "stage.json").write_text("[]")
     (run / "stages" / "04_iter1_dpo").mkdir()  # no log at all
-    md, html = write_report(run, tmp_path / "out")
+    md, html = run_report(run, tmp_path / "out")
     text = md.read_text()
     assert "| seed model |" in text and "J_SFT" not in text
     assert "Pairwise judging" not in text  # no pairwise evaluation: table omitted
@@ -108,7 +109,7 @@ def test_report_is_tolerant_of_missing_and_broken_pieces(tmp_path):
 
 def test_report_with_nothing_to_report(tmp_path):
     with pytest.raises(FileNotFoundError):
-        write_report(tmp_path, tmp_path / "out")
+        run_report(tmp_path, tmp_path / "out")
 
 
 def test_display_names():

@@ -16,6 +16,7 @@ from srjudge.judging.backends import MockBackend, SamplingParams
 from srjudge.judging.sampling import sample_to_file
 from srjudge.judging.shards import (
     ShardJob,
+    check_files,
     done_keys,
     merge_shards,
     mine,
@@ -115,8 +116,9 @@ def test_crashed_shards_resume_and_a_partial_batch_is_redone_whole(tmp_path):
     # worker 0 of 2 finished batch 0 (k0-k2); worker 1 wrote k3 of batch 1, then died mid-line
     shard_path(path, 0, 2).write_text("".join(line + "\n" for line in fresh[:3]))
     shard_path(path, 1, 2).write_text(fresh[3] + "\n" + fresh[4][:10])
+    assert done_keys(path, "key") == {"k0", "k1", "k2", "k3"}  # complete lines only
     with pytest.warns(UserWarning, match="torn last line"):
-        assert done_keys(path, "key") == {"k0", "k1", "k2", "k3"}
+        assert check_files(job, path) == {"k0", "k1", "k2", "k3"}
     calls = []
 
     def counting() -> MockBackend:
@@ -153,3 +155,29 @@ def test_sample_to_file_with_two_spawned_workers_equals_one(tmp_path):
     assert two.read_text() == one.read_text()
     assert counts_two == counts_one
     assert not shard_files(two)
+
+
+def test_other_settings_are_refused_when_only_shards_hold_records(tmp_path):
+    from dataclasses import replace
+
+    from srjudge.errors import UserError
+
+    job = replace(_job([[("a", "x"), ("b", "y")]]), settings={"temperature": 1.0})
+    path = tmp_path / "out.jsonl"
+    run_worker(job, path, 0, 2, set())  # a 2-worker run that died after worker 0's batch
+    assert shard_files(path) and not path.exists()
+    with pytest.raises(UserError, match="other settings.*temperature: 1.0 -> 0.5"):
+        check_files(replace(job, settings={"temperature": 0.5}), path)
+    assert check_files(job, path) == {"a"}  # the same settings resume
+
+
+def test_sampling_refuses_shards_of_other_inputs(tmp_path):
+    from srjudge.errors import UserError
+
+    path = tmp_path / "j.jsonl"
+    params = SamplingParams(n=2)
+    job_inputs = _examples(4)
+    sample_to_file(mock_factory, job_inputs[:2], params, path)  # another selection, finished
+    path.rename(shard_path(path, 0, 2))  # as if a 2-worker run had left it
+    with pytest.raises(UserError, match="not selected now"):
+        sample_to_file(mock_factory, job_inputs[2:], params, path)

@@ -24,12 +24,16 @@ so that a file loader can report (file, line, field) and quarantine the row.
 
 from __future__ import annotations
 
+import difflib
+import hashlib
 import json
 import math
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
+
+from srjudge.errors import UserError
 
 Role = Literal["system", "user", "assistant"]
 ROLES: tuple[str, ...] = ("system", "user", "assistant")
@@ -37,13 +41,23 @@ Mode = Literal["pointwise", "pairwise"]
 Preference = Literal[1, 2, "tie"]
 
 
-class RecordError(ValueError):
-    """A record is malformed. ``field`` names the offending key (dotted for nesting)."""
+class RecordError(UserError):
+    """A record is malformed. ``field`` names the offending key (dotted for nesting).
 
-    def __init__(self, field: str, message: str):
-        super().__init__(f"field '{field}': {message}")
+    ``where`` (``"file:line"``), when known, leads the message:
+    ``x.jsonl:3: field 'rubric': expected an object, got str``.
+    """
+
+    def __init__(self, field: str, message: str, where: str | None = None):
+        text = f"field '{field}': {message}"
+        super().__init__(f"{where}: {text}" if where else text)
         self.field = field
         self.message = message
+        self.where = where
+
+    def at(self, where: str) -> RecordError:
+        """The same error located at ``where`` (``"file:line"``)."""
+        return RecordError(self.field, self.message, where)
 
 
 @dataclass(frozen=True)
@@ -187,10 +201,7 @@ def rubric_from_dict(value: Any, name: str = "rubric") -> Rubric:
     criteria = _str(_require(value, "criteria", name + "."), name + ".criteria")
     descs = _require(value, "score_descriptions", name + ".")
     if isinstance(descs, dict):  # {"1": ..., "5": ...} is accepted too
-        try:
-            descs = [descs[k] for k in sorted(descs, key=int)]
-        except (ValueError, TypeError):
-            raise RecordError(name + ".score_descriptions", "keys must be 1..5") from None
+        descs = _descriptions_by_score(descs, name + ".score_descriptions")
     if not isinstance(descs, list):
         raise RecordError(name + ".score_descriptions", "expected a list of 5 strings")
     if len(descs) != 5:
@@ -199,6 +210,31 @@ def rubric_from_dict(value: Any, name: str = "rubric") -> Rubric:
         )
     checked = tuple(_str(d, f"{name}.score_descriptions[{i}]") for i, d in enumerate(descs))
     return Rubric(criteria, checked)  # type: ignore[arg-type]
+
+
+_SCORE_KEYS = ("1", "2", "3", "4", "5")
+
+
+def _descriptions_by_score(descs: dict[Any, Any], name: str) -> list[Any]:
+    """``{"1": d1, ..., "5": d5}`` -> ``[d1, ..., d5]``; any other set of keys is refused."""
+    keys = [str(k) if isinstance(k, int) and not isinstance(k, bool) else k for k in descs]
+    if sorted(k for k in keys if isinstance(k, str)) != list(_SCORE_KEYS) or len(keys) != 5:
+        got = ", ".join(sorted(repr(k) for k in descs))
+        raise RecordError(name, f"keys must be exactly 1..5, got {got}")
+    by_key = dict(zip(keys, descs.values(), strict=True))
+    return [by_key[k] for k in _SCORE_KEYS]
+
+
+def check_id(value: Any, name: str = "id") -> str:
+    """An example id: a non-blank string, or an integer (kept as its decimal string)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if not isinstance(value, str):
+        kind = "null" if value is None else type(value).__name__
+        raise RecordError(name, f"expected a string or an integer, got {kind}")
+    if not value.strip():
+        raise RecordError(name, "blank")
+    return value
 
 
 def check_score(value: Any, name: str) -> float:
@@ -227,7 +263,7 @@ def _meta(d: dict[str, Any]) -> dict[str, Any]:
 def pointwise_from_dict(d: dict[str, Any]) -> PointwiseExample:
     gold = d.get("gold_score")
     return PointwiseExample(
-        id=str(_require(d, "id")),
+        id=check_id(_require(d, "id")),
         context=_messages(_require(d, "context"), "context"),
         response=_str(_require(d, "response"), "response"),
         rubric=rubric_from_dict(_require(d, "rubric")),
@@ -242,7 +278,7 @@ def pointwise_from_dict(d: dict[str, Any]) -> PointwiseExample:
 def pairwise_from_dict(d: dict[str, Any]) -> PairwiseExample:
     gold = d.get("gold_preference")
     return PairwiseExample(
-        id=str(_require(d, "id")),
+        id=check_id(_require(d, "id")),
         context=_messages(_require(d, "context"), "context"),
         response_1=_str(_require(d, "response_1"), "response_1"),
         response_2=_str(_require(d, "response_2"), "response_2"),
@@ -266,6 +302,52 @@ def example_from_dict(d: Any) -> Example:
     raise RecordError("kind", f"expected 'pointwise' or 'pairwise', got {kind!r}")
 
 
+_KNOWN_FIELDS: dict[str, tuple[str, ...]] = {
+    "pointwise": tuple(f.name for f in fields(PointwiseExample)),
+    "pairwise": tuple(f.name for f in fields(PairwiseExample)),
+}
+
+
+def unknown_fields(d: Any) -> list[RecordError]:
+    """One warning per key of an example object that srjudge does not read (so it is not
+    kept), naming the nearest known field when the key looks misspelt (``gold_scor``).
+
+    >>> [str(w) for w in unknown_fields({"id": "a", "gold_scor": 4, "notes": "x"})]
+    ["field 'gold_scor': unknown field, not kept (did you mean 'gold_score'?)", \
+"field 'notes': unknown field, not kept"]
+    """
+    if not isinstance(d, dict):
+        return []
+    kind = d.get("kind") or ("pairwise" if "response_1" in d else "pointwise")
+    if kind not in _KNOWN_FIELDS:
+        return []
+    out = _unknown(d, _KNOWN_FIELDS[kind], "")
+    if isinstance(d.get("rubric"), dict):
+        out += _unknown(d["rubric"], ("criteria", "score_descriptions"), "rubric.")
+    if isinstance(d.get("context"), list):
+        for i, m in enumerate(d["context"]):
+            if isinstance(m, dict):
+                out += _unknown(m, ("role", "content"), f"context[{i}].")
+    return out
+
+
+def _unknown(d: dict[Any, Any], known: tuple[str, ...], prefix: str) -> list[RecordError]:
+    out = []
+    for key in d:
+        if key in known:
+            continue
+        near = difflib.get_close_matches(str(key), known, n=1)
+        hint = f" (did you mean '{prefix}{near[0]}'?)" if near else ""
+        out.append(RecordError(f"{prefix}{key}", f"unknown field, not kept{hint}"))
+    return out
+
+
+def example_hash(example: Example) -> str:
+    """sha256 of an example's canonical JSON: equal exactly when every field is equal."""
+    text = json.dumps(to_dict(example), sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def _rebuild_messages(value: list[dict[str, Any]]) -> list[Message]:
     return [Message(m["role"], m["content"]) for m in value]
 
@@ -276,6 +358,22 @@ def judgment_from_dict(d: dict[str, Any]) -> Judgment:
 
 def pair_from_dict(d: dict[str, Any]) -> PreferencePair:
     return PreferencePair(**{**d, "prompt": _rebuild_messages(d["prompt"])})
+
+
+def load_pairs(path: str | Path) -> list[PreferencePair]:
+    """Preference pairs of a JSONL file (``srjudge curate``), strictly: a bad line is a
+    ``RecordError`` naming the file and line."""
+    out = []
+    with open(path, "rb") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                out.append(pair_from_dict(json.loads(line)))
+            except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
+                message = f"not a preference pair ({type(e).__name__}: {e})"
+                raise RecordError("<row>", message, f"{path}:{lineno}") from None
+    return out
 
 
 def to_dict(record: Any) -> dict[str, Any]:
@@ -318,6 +416,10 @@ def load_examples(path: str | Path) -> list[Example]:
                 continue
             try:
                 out.append(example_from_dict(json.loads(line)))
-            except (RecordError, json.JSONDecodeError) as e:
-                raise RecordError(getattr(e, "field", "<json>"), f"{path}:{lineno}: {e}") from e
+            except RecordError as e:
+                raise e.at(f"{path}:{lineno}") from None
+            except json.JSONDecodeError as e:
+                raise RecordError(
+                    "<json>", f"malformed JSON: {e.msg}", f"{path}:{lineno}"
+                ) from None
     return out

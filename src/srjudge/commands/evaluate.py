@@ -18,6 +18,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from srjudge.commands.argtypes import non_negative_int, positive_int
 from srjudge.commands.options import add_backend_arguments, add_worker_arguments, backend_options
 
 
@@ -40,19 +41,23 @@ def eval_add_arguments(parser: argparse.ArgumentParser) -> None:
         default="rewardbench,biggen",
         help=f"comma-separated, from: {', '.join(BENCHMARKS)} (default: rewardbench,biggen)",
     )
-    parser.add_argument("--limit", type=int, help="items per benchmark (stratified, seeded)")
-    parser.add_argument("--samples", type=int, default=1, help="judgments per item (majority)")
+    parser.add_argument(
+        "--limit", type=positive_int, help="items per benchmark (stratified, seeded)"
+    )
+    parser.add_argument(
+        "--samples", type=positive_int, default=1, help="judgments per item (majority)"
+    )
     parser.add_argument("--out", help="output folder (default: evals/<model name>)")
     parser.add_argument(
         "--mode",
         choices=("pointwise", "pairwise"),
         help="pairwise turns rewardbench into rewardbench-pairwise",
     )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-new-tokens", type=int, default=512)
+    parser.add_argument("--seed", type=non_negative_int, default=0)
+    parser.add_argument("--max-new-tokens", type=positive_int, default=512)
     parser.add_argument(
         "--max-retries",
-        type=int,
+        type=non_negative_int,
         default=2,
         help="re-samples of an unparseable judgment (each costs a generation)",
     )
@@ -75,7 +80,7 @@ def eval_add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _train_examples(args: argparse.Namespace):
     from srjudge.data.sources import load_srjudge
-    from srjudge.evaluation.evaluate import training_examples_from_run
+    from srjudge.loop.rundir import training_examples
 
     if not args.train_data and not args.train_run:
         return None
@@ -83,15 +88,16 @@ def _train_examples(args: argparse.Namespace):
     for path in args.train_data or []:
         out += load_srjudge(path).examples
     if args.train_run:
-        out += training_examples_from_run(args.train_run)
+        out += training_examples(args.train_run)
     return out
 
 
 def eval_run(args: argparse.Namespace) -> int:
-    from srjudge.evaluation.evaluate import evaluate
+    from srjudge.evaluation.evaluate import check_out_dir, evaluate
 
     out = args.out or str(Path("evals") / Path(args.model.rstrip("/")).name)
     try:
+        check_out_dir(out)  # before a model is loaded
         options = backend_options(args)
         result = evaluate(
             args.model,
@@ -123,8 +129,8 @@ def eval_run(args: argparse.Namespace) -> int:
 def compare_add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_a", metavar="RUN_A", help="evaluation folder (metrics.json) A")
     parser.add_argument("run_b", metavar="RUN_B", help="evaluation folder B; deltas are B - A")
-    parser.add_argument("--n-boot", type=int, default=1000)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--n-boot", type=positive_int, default=1000)
+    parser.add_argument("--seed", type=non_negative_int, default=0)
 
 
 def compare_run(args: argparse.Namespace) -> int:
@@ -147,15 +153,27 @@ def report_add_arguments(parser: argparse.ArgumentParser) -> None:
         "run", metavar="RUN", nargs="+", help="a run folder, or evaluation folders to tabulate"
     )
     parser.add_argument("--out", help="where report.md/report.html go (default: the run folder)")
+    parser.add_argument(
+        "--study",
+        metavar="STUDY.db",
+        help="append a human side-by-side study's results (srjudge annotate create/serve)",
+    )
 
 
 def report_run(args: argparse.Namespace) -> int:
-    from srjudge.evaluation.report import write_report
+    from srjudge.loop.rundir import run_report
 
     target = args.run[0] if len(args.run) == 1 else args.run
     out = args.out or (args.run[0] if len(args.run) == 1 else "report")
     try:
-        md, html = write_report(target, out)
+        extra = None
+        if args.study:
+            from srjudge.annotation.report import study_sections
+
+            if not Path(args.study).is_file():
+                raise FileNotFoundError(f"--study {args.study}: no such study file")
+            extra = study_sections(args.study)
+        md, html = run_report(target, out, extra)
     except FileNotFoundError as e:
         print(f"srjudge report: {e}", file=sys.stderr)
         return 2

@@ -9,15 +9,21 @@ One output line per example (``srjudge.judging.files`` describes it); rerunning 
 after an interruption, even ``kill -9``, continues where it stopped. Counts are printed and
 written with the provenance to ``<output stem>.summary.json``. Exit status: 0 when the file
 is complete (parse failures are counted, not errors), 1 when the backend failed, 2 for bad
-input or arguments.
+input or arguments. Bad input is refused before anything is written: see
+``srjudge.judging.files`` (paths, settings of a resumed file, changed input rows).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
+from srjudge.commands.argtypes import (
+    non_negative_float,
+    non_negative_int,
+    positive_int,
+    probability,
+)
 from srjudge.commands.options import (
     add_backend_arguments,
     backend_options,
@@ -31,19 +37,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input", required=True, help="srjudge JSONL of examples")
     parser.add_argument("--output", required=True, help="JSONL of judgments (appended, resumable)")
     add_backend_arguments(parser)
-    parser.add_argument("--samples", type=int, default=1, help="judgments per example (N)")
+    parser.add_argument("--samples", type=positive_int, default=1, help="judgments per example (N)")
     parser.add_argument(
-        "--temperature", type=float, help="default: 0 (greedy) for 1 sample, 1.0 for several"
+        "--temperature",
+        type=non_negative_float,
+        help="default: 0 (greedy) for 1 sample, 1.0 for several",
     )
-    parser.add_argument("--top-p", type=float, default=1.0)
-    parser.add_argument("--max-new-tokens", type=int, default=512)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--top-p", type=probability, default=1.0, help="in (0, 1]")
+    parser.add_argument("--max-new-tokens", type=positive_int, default=512)
+    parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument(
-        "--max-retries", type=int, default=2, help="re-samples of an unparseable judgment"
+        "--max-retries",
+        type=non_negative_int,
+        default=2,
+        help="re-samples of an unparseable judgment",
     )
     parser.add_argument(
         "--batch-size",
-        type=int,
+        type=positive_int,
         help="examples per backend call, and per resume step (default 8; the transformers "
         "backend decodes their samples together, up to its batch of 16 rows)",
     )
@@ -60,13 +71,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from srjudge.judging.files import judge_file
+    from srjudge.judging.files import check_paths, judge_file
 
-    if not Path(args.input).is_file():  # before loading a model
-        print(f"error: input file {args.input} not found", file=sys.stderr)
-        return 2
-    try:
-        backend_options(args)  # a stray flag is refused before a model is loaded
+    try:  # before loading a model: the paths, and a stray flag
+        check_paths(args.input, args.output)
+        backend_options(args)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

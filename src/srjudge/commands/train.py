@@ -24,11 +24,27 @@ from functools import partial
 from importlib import resources
 from pathlib import Path
 
+from srjudge.commands.argtypes import (
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    probability,
+    unit_interval,
+)
 from srjudge.commands.options import (
     add_backend_arguments,
     add_worker_arguments,
     backend_options,
     load_backend_from_args,
+)
+from srjudge.errors import UserError
+from srjudge.paths import (
+    looks_like,
+    refuse_foreign_file,
+    refuse_same_paths,
+    refuse_special,
+    require_file,
 )
 
 
@@ -41,13 +57,13 @@ def _setup_logging() -> None:
 def _add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="alias, directory or hub id to start from")
     p.add_argument("--out", required=True, help="output directory (a save_pretrained model)")
-    p.add_argument("--epochs", type=float, default=None, help="training epochs")
-    p.add_argument("--lr", type=float, default=None, help="learning rate")
-    p.add_argument("--max-length", type=int, default=None, help="max tokens per row")
-    p.add_argument("--batch-size", type=int, default=None, help="rows per forward, per process")
-    p.add_argument("--grad-accum", type=int, default=None, help="forwards per optimizer step")
+    p.add_argument("--epochs", type=positive_float, default=None, help="training epochs")
+    p.add_argument("--lr", type=positive_float, default=None, help="learning rate")
+    p.add_argument("--max-length", type=positive_int, default=None, help="max tokens per row")
+    p.add_argument("--batch-size", type=positive_int, help="rows per forward, per process")
+    p.add_argument("--grad-accum", type=positive_int, help="forwards per optimizer step")
     p.add_argument("--lora", action="store_true", help="train LoRA adapters (merged on save)")
-    p.add_argument("--seed", type=int, default=None, help="seed (default 0)")
+    p.add_argument("--seed", type=non_negative_int, default=None, help="seed (default 0)")
     p.add_argument(
         "--settings",
         default=None,
@@ -107,9 +123,14 @@ def sft_run(args: argparse.Namespace) -> int:
 
     settings = _settings(SFTSettings, args)  # a bad settings file is refused first
     loaded = load(args.data, args.format)
+    for warning in loaded.warnings:
+        print(warning, file=sys.stderr)
     for err in loaded.errors:
         print(f"skipped bad row {err}", file=sys.stderr)
     examples = loaded.examples
+    if not examples:  # before a model is loaded
+        bad = len(loaded.errors)
+        raise UserError(f"{args.data}: no usable row ({loaded.rows} rows, {bad} bad)")
     result = run_sft(args.model, examples, Path(args.out), settings, score_only=args.score_only)
     print(json.dumps(result.counts, indent=2))
     print(f"model: {args.out}")
@@ -123,7 +144,9 @@ def merge_add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model_a", help="first model directory (e.g. the pointwise judge)")
     p.add_argument("model_b", help="second model directory (e.g. the pairwise judge)")
     p.add_argument("--out", required=True)
-    p.add_argument("--weight", type=float, default=0.5, help="out = weight*A + (1-weight)*B")
+    p.add_argument(
+        "--weight", type=unit_interval, default=0.5, help="out = weight*A + (1-weight)*B"
+    )
 
 
 def merge_run(args: argparse.Namespace) -> int:
@@ -144,34 +167,35 @@ def sample_add_arguments(p: argparse.ArgumentParser) -> None:
     add_backend_arguments(p)
     add_worker_arguments(p)
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--fraction", type=float, help="share of inputs sampled (p%%)")
-    group.add_argument("--count", type=int, help="number of inputs sampled")
-    p.add_argument("--n", type=int, default=10, help="judgments per input (paper: 10)")
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--top-p", type=float, default=1.0)
-    p.add_argument("--max-new-tokens", type=int, default=512)
-    p.add_argument("--max-retries", type=int, default=2)
-    p.add_argument("--seed", type=int, default=0)
+    group.add_argument("--fraction", type=probability, help="share of inputs sampled (p%%)")
+    group.add_argument("--count", type=positive_int, help="number of inputs sampled")
+    p.add_argument("--n", type=positive_int, default=10, help="judgments per input (paper: 10)")
+    p.add_argument("--temperature", type=non_negative_float, default=1.0)
+    p.add_argument("--top-p", type=probability, default=1.0, help="in (0, 1]")
+    p.add_argument("--max-new-tokens", type=positive_int, default=512)
+    p.add_argument("--max-retries", type=non_negative_int, default=2)
+    p.add_argument("--seed", type=non_negative_int, default=0)
 
 
 def sample_run(args: argparse.Namespace) -> int:
     _setup_logging()
+    from srjudge.data.sources import load
     from srjudge.judging.backends import SamplingParams, load_backend
     from srjudge.judging.sampling import sample_to_file, select_inputs
     from srjudge.loop.config import SampleConfig
-    from srjudge.records import load_examples, write_jsonl
 
-    try:
-        backend_options(args)  # a stray flag is refused before any work
+    out = Path(args.out)
+    inputs_path = out.with_suffix(".inputs.jsonl")
+    try:  # before any work: the paths, and a stray flag
+        _check_sample_paths(args.input, out, inputs_path)
+        backend_options(args)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    examples = load_examples(args.input)
+    examples = load(args.input, "srjudge").strict()
     if args.fraction is not None or args.count is not None:
         sample = SampleConfig(fraction=args.fraction, count=args.count)  # checks them
         examples = select_inputs(examples, args.seed, fraction=sample.fraction, count=sample.count)
-    out = Path(args.out)
-    write_jsonl(out.with_suffix(".inputs.jsonl"), examples)
     params = SamplingParams(
         n=args.n,
         temperature=args.temperature,
@@ -190,12 +214,29 @@ def sample_run(args: argparse.Namespace) -> int:
         params,
         out,
         max_retries=args.max_retries,
+        model=f"{args.backend}:{args.model}",
+        inputs_path=inputs_path,
         workers=args.workers,
         devices_per_worker=args.devices_per_worker,
     )
     print(json.dumps(counts, indent=2))
-    print(f"judgments: {out}\ninputs: {out.with_suffix('.inputs.jsonl')}")
+    print(f"judgments: {out}\ninputs: {inputs_path}")
     return 0
+
+
+def _check_sample_paths(input_path: str, out: Path, inputs_path: Path) -> None:
+    from srjudge.data.validate import EXAMPLE_KEYS
+
+    require_file(input_path, "--input")
+    outputs = {
+        "--out": out,
+        "its inputs file": inputs_path,
+        "its settings file": out.with_suffix(".settings.json"),
+    }
+    refuse_same_paths({"--input": input_path}, outputs)
+    is_examples = looks_like(EXAMPLE_KEYS)
+    refuse_foreign_file(inputs_path, "inputs file", "an srjudge examples file", is_examples)
+    refuse_special(out, "--out")
 
 
 # --- curate ----------------------------------------------------------------------------
@@ -210,24 +251,30 @@ def curate_add_arguments(p: argparse.ArgumentParser) -> None:
         help="preference pairs JSONL; meta-judge answers go to OUT.meta.jsonl (rerun resumes)",
     )
     p.add_argument("--strategy", default="correct_answer")
-    p.add_argument("--margin", type=int, default=2, help="min score gap (correct_answer)")
-    p.add_argument("--max-pairs-per-input", type=int, default=None)
+    p.add_argument(
+        "--margin", type=non_negative_int, default=2, help="min score gap (correct_answer)"
+    )
+    p.add_argument("--max-pairs-per-input", type=positive_int, default=None)
     p.add_argument(
         "--meta-model",
         default=None,
         help="model for meta_judge / rationale_meta / preference_reversal",
     )
     p.add_argument(
-        "--max-new-tokens", type=int, default=512, help="meta-judge answers: most new tokens"
+        "--max-new-tokens",
+        type=positive_int,
+        default=512,
+        help="meta-judge answers: most new tokens",
     )
     add_backend_arguments(p)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=non_negative_int, default=0)
 
 
 def curate_run(args: argparse.Namespace) -> int:
     _setup_logging()
+    from srjudge.data.sources import load
     from srjudge.judging.sampling import load_judgments
-    from srjudge.records import load_examples, to_dict, write_jsonl
+    from srjudge.records import to_dict, write_jsonl
     from srjudge.training.curate import STRATEGIES, CurationConfig, curate_all
     from srjudge.training.metajudge import meta_judge_inputs, meta_params, needs_meta_judge
 
@@ -239,8 +286,10 @@ def curate_run(args: argparse.Namespace) -> int:
     if needs_meta_judge(args.strategy) and not args.meta_model:
         print(f"error: strategy {args.strategy} needs --meta-model", file=sys.stderr)
         return 2
-    try:
-        backend_options(args)  # a stray flag is refused before any work
+    meta_path = Path(args.out).with_suffix(".meta.jsonl")
+    try:  # before any work: the paths, and a stray flag
+        _check_curate_paths(args, meta_path)
+        backend_options(args)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -250,9 +299,8 @@ def curate_run(args: argparse.Namespace) -> int:
         seed=args.seed,
         max_pairs_per_input=args.max_pairs_per_input,
     )
-    examples = {ex.id: ex for ex in load_examples(args.inputs)}
+    examples = {ex.id: ex for ex in load(args.inputs, "srjudge").strict()}
     judged = dict(load_judgments(Path(args.judgments)))
-    meta_path = Path(args.out).with_suffix(".meta.jsonl")
     extras = meta_judge_inputs(
         cfg.strategy,
         lambda: load_backend_from_args(args, args.meta_model),
@@ -260,6 +308,7 @@ def curate_run(args: argparse.Namespace) -> int:
         judged,
         meta_params(args.max_new_tokens, args.seed),
         meta_path,
+        model=f"{args.backend}:{args.meta_model}",
     )
     items = [(examples[i], js, extras.get(i, {})) for i, js in judged.items() if i in examples]
     pairs, stats = curate_all(items, cfg)
@@ -267,6 +316,23 @@ def curate_run(args: argparse.Namespace) -> int:
     print(json.dumps(to_dict(stats), indent=2))
     print(f"pairs: {args.out}" + (f"\nmeta-judge answers: {meta_path}" if extras else ""))
     return 0
+
+
+PAIR_KEYS = ("example_id", "prompt", "chosen", "rejected")
+
+
+def _check_curate_paths(args: argparse.Namespace, meta_path: Path) -> None:
+    inputs = {"--inputs": args.inputs, "--judgments": args.judgments}
+    for flag, path in inputs.items():
+        require_file(path, flag)
+    outputs = {
+        "--out": args.out,
+        "its meta-judge file": meta_path,
+        "its meta-judge settings": meta_path.with_suffix(".settings.json"),
+    }
+    refuse_same_paths(inputs, outputs)
+    refuse_foreign_file(args.out, "--out", "a preference pairs file", looks_like(PAIR_KEYS))
+    refuse_special(meta_path, "meta-judge file")
 
 
 # --- dpo -------------------------------------------------------------------------------
@@ -280,17 +346,17 @@ def dpo_add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="reference model (default: the starting model; with --lora the adapter-disabled base)",
     )
-    p.add_argument("--beta", type=float, default=None, help="DPO beta")
+    p.add_argument("--beta", type=positive_float, default=None, help="DPO beta")
 
 
 def dpo_run(args: argparse.Namespace) -> int:
     _setup_logging()
-    from srjudge.records import pair_from_dict, read_jsonl
+    from srjudge.records import load_pairs
     from srjudge.training.dpo import run_dpo
     from srjudge.training.settings import DPOSettings
 
     settings = _settings(DPOSettings, args, **({"beta": args.beta} if args.beta else {}))
-    pairs = [pair_from_dict(d) for d in read_jsonl(args.pairs)]
+    pairs = load_pairs(require_file(args.pairs, "--pairs"))
     if not pairs:
         print(f"{args.pairs}: no preference pairs", file=sys.stderr)
         return 1
@@ -332,12 +398,9 @@ def _run_and_summarise(cfg, allow_config_change: bool = False) -> int:
 
 def summary_text(state, seconds: float) -> str:
     lines = [f"\nrun '{state.cfg.name}' finished in {seconds / 60:.1f} min: {state.run_dir}"]
-    for name, rec in state.outputs.items():
-        trained_here = name.startswith("sft_") or name == "merge" or name.startswith("iter")
-        produced = trained_here and name.endswith(
-            ("_pointwise", "_pairwise", "merge", "_dpo", "_sft")
-        )
-        what = rec.get("model", "") if produced else ""
+    for stage in state.stages:
+        name, rec = stage.name, state.outputs[stage.name]
+        what = rec.get("model", "") if stage.produces_model else ""
         if what and rec.get("trained") is False:
             what += f"  (NOT trained: {rec.get('reason')}; the previous judge carried over)"
         counts = rec.get("counts") or _flat_metrics(rec.get("metrics") or {})

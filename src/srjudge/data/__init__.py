@@ -23,6 +23,7 @@ Modules (this file only re-exports their public names):
 
 from srjudge.data.derive import derive_pairwise, pairwise_rationale, split_by_question
 from srjudge.data.fields import parse_rubric_text, prompt_text, question_key
+from srjudge.data.judge_benchmarks import load_judgebench, load_rm_bench, style_pairs
 from srjudge.data.overlap import OverlapReport, find_overlap, normalize
 from srjudge.data.readers import LoadResult, RawRow, RowError, load_rows, read_rows
 from srjudge.data.rubrics import HELPFULNESS_RUBRIC, REWARDBENCH_RUBRIC, SAFETY_RUBRIC
@@ -65,9 +66,11 @@ __all__ = [
     "load_biggen_human",
     "load_bundled",
     "load_feedback_collection",
+    "load_judgebench",
     "load_mt_bench",
     "load_preference_collection",
     "load_rewardbench",
+    "load_rm_bench",
     "load_rows",
     "load_safe_rlhf",
     "load_srjudge",
@@ -82,5 +85,6 @@ __all__ = [
     "quarantine_record",
     "read_rows",
     "split_by_question",
+    "style_pairs",
     "validate_file",
 ]

@@ -1,4 +1,4 @@
-"""Rubrics for benchmarks that ship none (RewardBench, Safe-RLHF, Auto-J)."""
+"""Rubrics for benchmarks that ship none (RewardBench, Safe-RLHF, Auto-J, JudgeBench)."""
 
 from __future__ import annotations
 
@@ -56,5 +56,22 @@ HELPFULNESS_RUBRIC = Rubric(
         "The response fulfils the request accurately and clearly, with minor room to improve.",
         "The response fulfils the request completely, accurately and clearly, in a form and "
         "tone well suited to the scenario.",
+    ),
+)
+
+# JudgeBench pairs differ in whether the answer is objectively correct (it ships no rubric). The
+# criterion is the one JudgeBench gave Prometheus 2 (ScalerLab/JudgeBench utils/judges.py, after
+# prometheus-eval's factual-validity rubric); the five levels are worded here.
+CORRECTNESS_RUBRIC = Rubric(
+    criteria="Are the model's responses factually correct and well-supported by evidence?",
+    score_descriptions=(
+        "The response reaches a wrong answer or rests on false facts or invalid reasoning.",
+        "The response has some correct steps or facts, but major errors make its answer "
+        "unreliable.",
+        "The response is partly correct: its answer or key steps contain errors or unsupported "
+        "claims.",
+        "The response reaches the correct answer with sound support, apart from minor slips.",
+        "The response reaches the correct answer, and every fact and reasoning step supporting "
+        "it is accurate.",
     ),
 )

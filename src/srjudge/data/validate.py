@@ -4,6 +4,9 @@
     srjudge data validate train.jsonl --good good.jsonl --quarantine quarantine.jsonl
 
 A quarantine line is ``{"file", "line", "field", "error", "raw"}`` (``quarantine_record``).
+The output paths are checked before anything is read or written: an output that is the input,
+``--good`` equal to ``--quarantine``, or an existing file that is not an examples (quarantine)
+file is refused, and every file is left as it was.
 """
 
 from __future__ import annotations
@@ -14,9 +17,14 @@ from typing import Any
 
 from srjudge.data.readers import RowError
 from srjudge.data.sources import load
+from srjudge.paths import looks_like, refuse_foreign_file, refuse_same_paths
 from srjudge.records import (
     write_jsonl,
 )
+
+EXAMPLE_KEYS = ("id", "kind", "context")
+"""Keys every line of an srjudge examples file has (an output we may overwrite)."""
+QUARANTINE_KEYS = ("file", "line", "field", "error", "raw")
 
 # ---------------------------------------------------------------------------------------
 # validation with quarantine
@@ -32,6 +40,7 @@ class ValidationReport:
     good: int
     errors: list[RowError]
     flags: dict[str, int] = field(default_factory=dict)
+    warnings: list[RowError] = field(default_factory=list)
 
     @property
     def bad(self) -> int:
@@ -39,7 +48,8 @@ class ValidationReport:
 
     def summary(self) -> str:
         flags = "".join(f", {k}: {v}" for k, v in sorted(self.flags.items()))
-        counts = f"rows: {self.rows}, good: {self.good}, bad: {self.bad}{flags}"
+        warned = f", warnings: {len(self.warnings)}" if self.warnings else ""
+        counts = f"rows: {self.rows}, good: {self.good}, bad: {self.bad}{flags}{warned}"
         return f"{self.path} [{self.fmt}]: {counts}"
 
 
@@ -54,14 +64,36 @@ def validate_file(
     A quarantine line is ``{"file", "line", "field", "error", "raw"}``; ``raw`` is the row's
     text (invalid UTF-8 shown with replacement characters).
     """
+    check_outputs(path, good_out, quarantine_out)
     result = load(path, fmt)
     if good_out is not None:
         write_jsonl(good_out, result.examples)
     if quarantine_out is not None:
         write_jsonl(quarantine_out, (quarantine_record(e) for e in result.errors))
     return ValidationReport(
-        str(path), fmt, result.rows, len(result.examples), result.errors, result.flags
+        str(path),
+        fmt,
+        result.rows,
+        len(result.examples),
+        result.errors,
+        result.flags,
+        result.warnings,
     )
+
+
+def check_outputs(
+    path: str | Path, good_out: str | Path | None, quarantine_out: str | Path | None
+) -> None:
+    """Refuse outputs that would destroy data; see the module docstring."""
+    outputs = {"--good": good_out, "--quarantine": quarantine_out}
+    refuse_same_paths({"input": path}, {k: v for k, v in outputs.items() if v is not None})
+    if good_out is not None:
+        refuse_foreign_file(
+            good_out, "--good", "an srjudge examples file", looks_like(EXAMPLE_KEYS)
+        )
+    if quarantine_out is not None:
+        is_quarantine = looks_like(QUARANTINE_KEYS)
+        refuse_foreign_file(quarantine_out, "--quarantine", "a quarantine file", is_quarantine)
 
 
 def quarantine_record(error: RowError) -> dict[str, Any]:

@@ -18,6 +18,16 @@ Benchmarks (the paper's Tables 2-3):
   MT-Bench + Vicuna data; Pearson with the mean GPT-4 score (stands in for Feedback Bench).
 * ``safe-rlhf``: the safer response preferred (sides shuffled with the seed); ``autoj``: human
   labels, accuracy on non-tie items, ties counted apart.
+* ``judgebench``: 620 hard pairs with objective labels, judged in both orders; a pair is right
+  only when both orders pick the right response (JudgeBench's protocol); accuracy overall and
+  per category (knowledge, reasoning, math, coding).
+* ``rm-bench``: per prompt, each of 3 chosen x 3 rejected responses (concise, detailed plain,
+  detailed markdown) compared in both orders, a cell right only when both orders prefer the
+  chosen one; easy / normal / hard = lower-left / diagonal / upper-right of RM-Bench's 3x3
+  matrix (chosen more / equally / less formatted than rejected), overall and per domain.
+  ``--limit`` counts prompts; each costs 18 judgments.
+
+Each entry carries its loader (``Source``), task, metrics and, where it has them, its notes.
 
 Data comes from the first of: a bundled slice, files under ``SHARED_DATA``
 (``$SRJUDGE_DATA``, else ``<repo>/../shared/data``), a Hub id.
@@ -28,19 +38,23 @@ from __future__ import annotations
 import glob
 import os
 import random
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from srjudge import data
+from srjudge.data.judge_benchmarks import JUDGEBENCH_CATEGORIES, RM_BENCH_DOMAINS, RM_BENCH_STYLES
 from srjudge.evaluation.metrics import (
     MetricFn,
     Record,
+    both_orders_metrics,
     consistency,
     correlations,
     mean_of,
     rewardbench_metrics,
+    style_matrix_metrics,
 )
 from srjudge.records import Example
 
@@ -81,10 +95,20 @@ class Source:
     """Globs under ``SHARED_DATA``."""
     hub: str | None = None
     """A Hugging Face dataset id (``owner/name:split``), tried last."""
+    seeded: bool = False
+    """The loader takes the evaluation seed (Safe-RLHF shuffles the sides with it)."""
+
+
+NotesFn = Callable[[list[Example], list[Example], list[Record]], list[str]]
+"""(items loaded, items judged, prediction records) -> lines for the result's notes."""
 
 
 @dataclass(frozen=True)
 class Benchmark:
+    """One benchmark: where its data is, how items are judged, its metrics and notes. Adding
+    a benchmark is one entry in ``BENCHMARKS`` (plus a loader in ``srjudge.data`` for a new
+    source format)."""
+
     name: str
     sources: tuple[Source, ...]
     task: str
@@ -98,14 +122,59 @@ class Benchmark:
     """Loader for paths given by the caller; default: the first source's loader."""
     split: bool = False
     """Hold out ``IN_DOMAIN_FRACTION`` of the questions (default sources only)."""
+    notes: NotesFn | None = None
+    """Benchmark-specific notes (coverage, items left out of a metric and why, protocol)."""
+    subset_table: bool = False
+    """Also report accuracy per stratum (RewardBench: per subset) in the result."""
 
     @property
     def mode(self) -> str:
-        return "pairwise" if self.task == "compare" else "pointwise"
+        return "pairwise" if self.task in ("compare", "compare_styles") else "pointwise"
 
 
 def _subset(ex: Example) -> str:
     return str(ex.meta.get("subset", "unknown"))
+
+
+def _judgebench_notes(
+    loaded: list[Example], judged: list[Example], records: list[Record]
+) -> list[str]:
+    same = sum(ex.response_1 == ex.response_2 for ex in judged)  # type: ignore[union-attr]
+    models = Counter(str(ex.meta.get("response_model")) for ex in judged)
+    notes = [
+        "a pair is right only when both orders pick the right response (JudgeBench's "
+        "protocol); an order with no parsed verdict makes the pair wrong (JudgeBench's script "
+        "would count it right when the other order is right)",
+        "rubric: factual correctness (the criterion JudgeBench gave Prometheus 2; "
+        "data.rubrics.CORRECTNESS_RUBRIC)",
+        "pairs judged per response model: "
+        + ", ".join(f"{m} {n}" for m, n in sorted(models.items())),
+    ]
+    if same:
+        notes.append(f"{same} judged pairs have identical responses (never right in both orders)")
+    return notes
+
+
+def _rm_bench_notes(
+    loaded: list[Example], judged: list[Example], records: list[Record]
+) -> list[str]:
+    present = {str(ex.meta.get("domain")) for ex in loaded}
+    absent = [d for d in RM_BENCH_DOMAINS if d not in present]
+    notes = [
+        f"each prompt: 3 chosen x 3 rejected styles ({', '.join(RM_BENCH_STYLES)}), every "
+        "pair judged in both orders (18 judgments); a cell is right only when both orders "
+        "prefer the chosen response (a judge guessing at random per order scores 0.25, one "
+        "that always picks the same position 0)",
+        "rubric: helpfulness, harmlessness, honesty (paper A.1.3, as for RewardBench)",
+    ]
+    if absent:
+        why = " (RM-Bench's math split is not in ../shared/data; see its MANIFEST)"
+        notes.append(
+            f"no items for domain {', '.join(absent)}{why if 'math' in absent else ''}: "
+            "easy/normal/hard/average pool the domains present, so they are not the paper's "
+            "totals"
+        )
+    return notes
 
 
 _RB_SHARED = (
@@ -116,6 +185,31 @@ _RB_SHARED = (
 )
 _RB_SOURCE = Source("rewardbench", bundled="rewardbench", shared=_RB_SHARED)
 
+
+def _biggen_notes(loaded: list[Example], judged: list[Example], records: list[Record]) -> list[str]:
+    notes = []
+    for what, exs in (("the data", loaded), ("the items judged", judged)):
+        caps = {str(ex.meta.get("capability")) for ex in exs}
+        tasks = {str(ex.meta.get("task")) for ex in exs}
+        missing = [c for c in BIGGEN_CAPABILITIES if c not in caps]
+        notes.append(
+            f"{what} cover {len(tasks)} of {BIGGEN_TASKS} tasks ({len(caps)} of "
+            f"{len(BIGGEN_CAPABILITIES)} capabilities; missing: {', '.join(missing) or 'none'})"
+        )
+    no_human = sum(r.get("gold") is None for r in records)
+    notes.append(f"{no_human} items without a human score (-1) left out of *_human")
+    return notes
+
+
+def _autoj_notes(loaded: list[Example], judged: list[Example], records: list[Record]) -> list[str]:
+    ties = [r for r in records if r["gold"] == "tie"]
+    split = sum(r.get("consistent") is False for r in ties)
+    return [
+        f"{len(ties)} tie items left out of accuracy; on {split} of them the two "
+        "orders disagreed (the judge's nearest answer to a tie)"
+    ]
+
+
 BENCHMARKS: dict[str, Benchmark] = {
     "rewardbench": Benchmark(
         "rewardbench",
@@ -123,6 +217,7 @@ BENCHMARKS: dict[str, Benchmark] = {
         "grade_pair",
         {**rewardbench_metrics("score"), **rewardbench_metrics("score_expected", "_expected")},
         stratum=_subset,
+        subset_table=True,
     ),
     "rewardbench-pairwise": Benchmark(
         "rewardbench-pairwise",
@@ -130,6 +225,7 @@ BENCHMARKS: dict[str, Benchmark] = {
         "compare",
         {**rewardbench_metrics("score"), "consistency": consistency},
         stratum=_subset,
+        subset_table=True,
     ),
     "biggen": Benchmark(
         "biggen",
@@ -144,6 +240,7 @@ BENCHMARKS: dict[str, Benchmark] = {
         "grade",
         correlations({"human": "gold", "gpt4": "gpt4"}),
         stratum=lambda ex: str(ex.meta.get("capability", "unknown")),
+        notes=_biggen_notes,
     ),
     "in-domain": Benchmark(
         "in-domain",
@@ -161,7 +258,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     ),
     "safe-rlhf": Benchmark(
         "safe-rlhf",
-        (Source("safe-rlhf", shared=("safe-rlhf/*.json",)),),
+        (Source("safe-rlhf", shared=("safe-rlhf/*.json",), seeded=True),),
         "compare",
         {"accuracy": mean_of("score"), "consistency": consistency},
     ),
@@ -171,6 +268,23 @@ BENCHMARKS: dict[str, Benchmark] = {
         "compare",
         {"accuracy": mean_of("score"), "consistency": consistency},
         stratum=lambda ex: str(ex.gold_preference),
+        notes=_autoj_notes,
+    ),
+    "judgebench": Benchmark(
+        "judgebench",
+        (Source("judgebench", shared=("judgebench/judgebench_*.jsonl",)),),
+        "compare",
+        both_orders_metrics(JUDGEBENCH_CATEGORIES),
+        stratum=lambda ex: str(ex.meta.get("category", "unknown")),
+        notes=_judgebench_notes,
+    ),
+    "rm-bench": Benchmark(
+        "rm-bench",
+        (Source("rm-bench", shared=("rm-bench/*_filtered.json",)),),
+        "compare_styles",
+        style_matrix_metrics(RM_BENCH_DOMAINS),
+        stratum=lambda ex: str(ex.meta.get("domain", "unknown")),
+        notes=_rm_bench_notes,
     ),
 }
 MODE_VARIANTS: dict[tuple[str, str], str] = {("rewardbench", "pairwise"): "rewardbench-pairwise"}
@@ -209,10 +323,10 @@ def _source_paths(src: Source) -> list[str]:
     )
 
 
-def _load_one(loader: str, path: str, seed: int) -> data.LoadResult:
-    if loader == "safe-rlhf":
-        return data.load_safe_rlhf(path, seed=seed)
-    return data.load(path, loader)
+def _load_one(src: Source, path: str, seed: int) -> data.LoadResult:
+    if src.seeded:
+        return data.LOADERS[src.loader](path, seed=seed)  # type: ignore[call-arg]
+    return data.load(path, src.loader)
 
 
 def load_benchmark(
@@ -220,14 +334,14 @@ def load_benchmark(
 ) -> tuple[list[Example], dict[str, Any]]:
     """(examples, provenance) of a benchmark from ``paths`` or its default sources."""
     if paths:
-        loader = bench.override_loader or bench.sources[0].loader
-        plan = [(loader, str(p)) for p in paths]
+        src = Source(bench.override_loader) if bench.override_loader else bench.sources[0]
+        plan = [(src, str(p)) for p in paths]
     else:
-        plan = [(src.loader, p) for src in bench.sources for p in _source_paths(src)]
+        plan = [(src, p) for src in bench.sources for p in _source_paths(src)]
     examples: list[Example] = []
     info: dict[str, Any] = {"paths": [p for _, p in plan], "rows": 0, "load_errors": 0}
-    for loader, path in plan:
-        result = _load_one(loader, path, seed)
+    for src, path in plan:
+        result = _load_one(src, path, seed)
         examples += result.examples
         info["rows"] += result.rows
         info["load_errors"] += len(result.errors)
@@ -264,29 +378,12 @@ def stratified_sample(
 
 
 def benchmark_notes(
-    bench: Benchmark, loaded: list[Example], examples: list[Example], records: list[Record]
+    bench: Benchmark, loaded: list[Example], judged: list[Example], records: list[Record]
 ) -> list[str]:
-    notes = []
-    if bench.name == "biggen":
-        for what, exs in (("the data", loaded), ("the items judged", examples)):
-            caps = {str(ex.meta.get("capability")) for ex in exs}
-            tasks = {str(ex.meta.get("task")) for ex in exs}
-            missing = [c for c in BIGGEN_CAPABILITIES if c not in caps]
-            notes.append(
-                f"{what} cover {len(tasks)} of {BIGGEN_TASKS} tasks ({len(caps)} of "
-                f"{len(BIGGEN_CAPABILITIES)} capabilities; missing: {', '.join(missing) or 'none'})"
-            )
-        no_human = sum(r.get("gold") is None for r in records)
-        notes.append(f"{no_human} items without a human score (-1) left out of *_human")
+    """The benchmark's own notes, then those of its task."""
+    notes = bench.notes(loaded, judged, records) if bench.notes else []
     if bench.task == "grade":
         unparsed = sum(r.get("pred") is None for r in records)
         if unparsed:
             notes.append(f"{unparsed} items with no parsed score left out of the correlations")
-    if bench.name == "autoj":
-        ties = [r for r in records if r["gold"] == "tie"]
-        split = sum(r.get("consistent") is False for r in ties)
-        notes.append(
-            f"{len(ties)} tie items left out of accuracy; on {split} of them the two "
-            "orders disagreed (the judge's nearest answer to a tie)"
-        )
     return notes

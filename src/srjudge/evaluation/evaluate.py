@@ -8,11 +8,16 @@
 
 Output in ``out_dir``: ``predictions.jsonl`` (one line per item, keyed ``<benchmark>/<id>``,
 written through ``ResumableJSONL``: a killed eval continues on rerun), ``metrics.json`` (written
-last) and ``settings.json`` (a rerun with other settings is refused). A prediction line::
+last) and ``settings.json`` (written first; a rerun with other settings, templates included,
+is refused saying what differs, and so is a rerun whose data changed under the same ids: each
+prediction keeps ``input_sha256``, the hash of the item judged). A folder that exists, is not
+empty and holds no ``settings.json`` of an evaluation is refused before anything is written.
+A prediction line::
 
     {"key": "biggen/biggen-x-gpt4", "benchmark": "biggen", "id": "biggen-x-gpt4",
      "mode": "pointwise", "pred": 4.0, "verdict": 4, "gold": 3.0, "gpt4": 4.0,
-     "rationale": "...", "judgments": 1, "parse_failures": 0, "stratum": "planning"}
+     "rationale": "...", "judgments": 1, "parse_failures": 0, "stratum": "planning",
+     "input_sha256": "..."}
 
 Overlap: given training examples, evaluation items whose prompt overlaps them
 (``data.find_overlap``) are left out and listed in ``metrics.json``; ``allow_overlap`` keeps
@@ -31,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from srjudge import __version__, data
+from srjudge.errors import UserError
 from srjudge.evaluation.benchmarks import (
     BENCHMARKS,
     MODE_VARIANTS,
@@ -46,8 +52,11 @@ from srjudge.evaluation.stats import bootstrap_ci
 from srjudge.evaluation.tasks import TASKS, JudgeOptions
 from srjudge.judging.backends import Backend, VerdictScorer, load_backend
 from srjudge.judging.judge import Judge
-from srjudge.judging.shards import ShardJob, done_keys, run_sharded
-from srjudge.records import Example, read_jsonl
+from srjudge.judging.prompts import judge_template_id, template_hash
+from srjudge.judging.shards import ShardJob, check_files, run_sharded
+from srjudge.paths import json_object_has, refuse_foreign_dir, refuse_special
+from srjudge.records import Example, example_hash, read_jsonl
+from srjudge.resume import settings_diff
 
 BATCH = 8
 """Items judged between two appends to ``predictions.jsonl``."""
@@ -96,15 +105,27 @@ def _as_judge(
     return judge
 
 
+def _is_eval_dir(out_dir: Path) -> bool:
+    return json_object_has(out_dir / "settings.json", ("model", "benchmarks", "samples"))
+
+
+def check_out_dir(out_dir: str | Path) -> None:
+    """Refuse an output folder that is a file, or holds files but is no evaluation folder."""
+    refuse_foreign_dir(out_dir, "--out", "an evaluation folder (no settings.json)", _is_eval_dir)
+    predictions = Path(out_dir) / "predictions.jsonl"
+    refuse_special(predictions, "predictions file")
+
+
 def _check_settings(out_dir: Path, settings: dict[str, Any]) -> None:
+    check_out_dir(out_dir)
     path = out_dir / "settings.json"
     if path.is_file():
         old = json.loads(path.read_text(encoding="utf-8"))
-        diff = [k for k in settings if k != "benchmarks" and old.get(k) != settings[k]]
+        diff = settings_diff(old, json.loads(json.dumps(settings)), ignore=("benchmarks",))
         if diff:
-            raise ValueError(
-                f"{out_dir} holds an evaluation with other settings ({', '.join(diff)}); "
-                "use another --out or delete it"
+            raise UserError(
+                f"{out_dir} holds an evaluation with other settings ({'; '.join(diff)}); "
+                "resuming would mix them, so nothing was changed. Use another --out or delete it"
             )
     out_dir.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
@@ -187,18 +208,22 @@ def evaluate(
         "allow_overlap": allow_overlap,
         "benchmarks": names,
         "paths": _normal_paths(paths, mode),
+        "templates": {
+            tid: template_hash(tid)
+            for tid in (
+                judge_template_id(m, score_only=score_only) for m in ("pointwise", "pairwise")
+            )
+        },
     }
     _check_settings(out, settings)
     train = list(train_examples) if train_examples is not None else None
     started = time.time()
     chosen = [
-        _select(
-            BENCHMARKS[name], opts.seed, limit, train, allow_overlap, settings["paths"].get(name)
-        )
+        _select(BENCHMARKS[name], opts.seed, limit, train, allow_overlap,
+                settings["paths"].get(name))
         for name in names
-    ]
+    ]  # fmt: skip
     path = out / "predictions.jsonl"
-    done = done_keys(path, "key")
     if workers > 1 and backend_factory is None:
         backend_factory = _factory(model_or_judge, backend, backend_options or {})
     job = ShardJob(
@@ -209,9 +234,12 @@ def evaluate(
         key_field="key",
         batch_size=BATCH,
         progress=progress,
+        fingerprints={f"{c.bench.name}/{ex.id}": example_hash(ex)
+                      for c in chosen for ex in c.examples},
     )  # fmt: skip
+    done = check_files(job, path)
     run_sharded(job, path, workers=workers, devices_per_worker=devices_per_worker,
-                backend=judge.backend)  # fmt: skip
+                backend=judge.backend, done=done)  # fmt: skip
     results = {c.bench.name: _result(c, path, done, n_boot, opts.seed) for c in chosen}
     result = EvalResult(str(out), label, settings | {"srjudge_version": __version__}, results)
     result.settings["seconds"] = round(time.time() - started, 1)
@@ -259,6 +287,11 @@ def _select(
     override: list[str] | None,
 ) -> _Chosen:
     examples, info = load_benchmark(bench, override, seed)
+    if not examples:  # nothing to judge is an error, not a row of empty metrics
+        raise UserError(
+            f"{bench.name}: no item could be loaded from {', '.join(info['paths'])} "
+            f"({info['rows']} rows, {info['load_errors']} bad; 'srjudge data validate' lists them)"
+        )
     examples, overlap, flagged = _overlap(examples, train, allow_overlap)
     info["after_overlap"] = len(examples)
     loaded = examples
@@ -276,8 +309,8 @@ def judge_items(
     max_retries: int,
     batch_size: int,
 ) -> list[Record]:
-    """Prediction records (all but ``key``) of ``(benchmark, example, overlaps)`` items of
-    one benchmark."""
+    """Prediction records (all but ``key`` and ``input_sha256``) of ``(benchmark, example,
+    overlaps)`` items of one benchmark."""
     bench = BENCHMARKS[items[0][0]]
     examples = [ex for _, ex, _ in items]
     judge = Judge(backend, max_retries=max_retries, batch_size=batch_size)
@@ -304,6 +337,12 @@ def _result(c: _Chosen, path: Path, done: set[str], n_boot: int, seed: int) -> B
     records = [r for r in read_jsonl(path) if r["key"] in wanted]
     metrics = compute_metrics(bench, records, n_boot=n_boot, seed=seed)
     notes = benchmark_notes(bench, c.loaded, c.examples, records)
+    if c.info["load_errors"]:
+        notes.insert(
+            0,
+            f"{c.info['load_errors']} of {c.info['rows']} data rows could not be loaded and "
+            "were left out ('srjudge data validate' lists them)",
+        )
     if c.flagged:
         notes.insert(
             0,
@@ -318,16 +357,7 @@ def _result(c: _Chosen, path: Path, done: set[str], n_boot: int, seed: int) -> B
         "parse_failures": sum(r["parse_failures"] for r in records),
         "resumed": len(wanted & done),
     }
-    subsets = _subset_table(records) if bench.name.startswith("rewardbench") else None
+    subsets = _subset_table(records) if bench.subset_table else None
     return BenchmarkResult(
         bench.name, bench.mode, metrics, counts, c.info, notes, c.overlap, subsets
     )
-
-
-def training_examples_from_run(run_dir: str | Path) -> list[Example]:
-    """The training examples of a run (``RUN/stages/*_data/{pointwise,pairwise}.jsonl``)."""
-    out: list[Example] = []
-    for path in sorted(Path(run_dir).glob("stages/*_data/*.jsonl")):
-        if path.stem in ("pointwise", "pairwise"):
-            out += data.load_srjudge(path).examples
-    return out

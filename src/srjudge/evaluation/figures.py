@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from srjudge.evaluation.results import ModelEval, display_name
+from srjudge.evaluation.results import ModelEval
 
 HIST_BENCHMARKS: dict[str, str] = {"biggen": "BiGGen (human)", "in-domain": "In-domain (GPT-4)"}
 
@@ -55,7 +55,7 @@ def _colors(evals: list[ModelEval]) -> dict[str, Any]:
     cycle = _plt().get_cmap("tab10").colors
     colors: dict[str, Any] = {"gold": "0.55"}
     for k, e in enumerate(evals):
-        colors[display_name(e.label)] = cycle[k % len(cycle)]
+        colors[e.display] = cycle[k % len(cycle)]
     return colors
 
 
@@ -80,7 +80,7 @@ def difference_histograms(evals: list[ModelEval]) -> Figure | None:
         for e in evals:
             pairs = _pred_gold(e.predictions.get(bench, []))
             if pairs:
-                series[display_name(e.label)] = Counter(round(p - g) for p, g in pairs)
+                series[e.display] = Counter(round(p - g) for p, g in pairs)
         if series:
             panels.append((title, series))
     if not panels:
@@ -116,7 +116,7 @@ def score_distributions(evals: list[ModelEval]) -> Figure | None:
                     series["gold"] = Counter(gold)
             parsed = [s for s in scores if isinstance(s, int)]
             if parsed:
-                series[display_name(e.label)] = Counter(parsed)
+                series[e.display] = Counter(parsed)
         if any(k != "gold" for k in series):
             panels.append((title, series))
     if not panels:

@@ -5,13 +5,15 @@
 
 A metric is ``list[Record] -> float`` (``MetricFn``), so the bootstrap can resample records.
 Items whose judgments all failed to parse are never given a score: correlations leave them out,
-accuracies count them wrong, and ``parse_failure_rate`` reports them.
+accuracies count them wrong, and ``parse_failure_rate`` reports them. JudgeBench's both-orders
+rule (``both_orders_metrics``) and RM-Bench's easy/normal/hard regions of its 3x3 style
+matrix (``style_matrix_metrics``) are at the end.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from srjudge.evaluation.stats import corr
@@ -174,3 +176,91 @@ def correlations(golds: dict[str, str]) -> dict[str, MetricFn]:
         for method in ("pearson", "spearman", "kendall"):
             fns[f"{method}_{gold_name}"] = _corr_fn("pred", gold_field, method)
     return fns
+
+
+# ---------------------------------------------------------------------------------------
+# pairs judged in both orders (JudgeBench), and RM-Bench's 3x3 style matrix
+
+
+def both_orders_correct(original: Any, swapped: Any, gold: Any) -> bool:
+    """JudgeBench's rule: right only when both orders pick the gold response. An order with no
+    parsed verdict is not right (never turned into a vote), so it makes the pair wrong.
+
+    >>> both_orders_correct(1, 1, 1), both_orders_correct(1, 2, 1), both_orders_correct(1, None, 1)
+    (True, False, False)
+    """
+    return original is not None and original == gold and swapped == gold
+
+
+def _both_orders(r: Record) -> float:
+    return float(
+        both_orders_correct(r["verdict_original_order"], r["verdict_swapped_order"], r["gold"])
+    )
+
+
+def both_orders_metrics(strata: Sequence[str]) -> dict[str, MetricFn]:
+    """``accuracy`` (both orders right) overall and ``accuracy_<stratum>`` per stratum, plus
+    ``consistency`` (both orders agree, among items where both parsed)."""
+
+    def accuracy(stratum: str | None) -> MetricFn:
+        def fn(records: list[Record]) -> float:
+            chosen = [r for r in records if stratum is None or r["stratum"] == stratum]
+            return sum(map(_both_orders, chosen)) / len(chosen) if chosen else math.nan
+
+        return fn
+
+    fns = {"accuracy": accuracy(None)}
+    fns |= {f"accuracy_{s}": accuracy(s) for s in strata}
+    return fns | {"consistency": consistency}
+
+
+STYLE_REGIONS: dict[str, Callable[[int, int], bool]] = {
+    "easy": lambda i, j: i > j,  # chosen more formatted than rejected (lower-left)
+    "normal": lambda i, j: i == j,  # same style (diagonal)
+    "hard": lambda i, j: i < j,  # chosen less formatted than rejected (upper-right)
+}
+"""RM-Bench's regions of the 3x3 matrix: row ``i`` = chosen style, column ``j`` = rejected
+style, styles ordered concise < detailed plain < detailed markdown."""
+
+
+def style_region_accuracy(record: Record, region: str | None) -> float:
+    """Mean correctness of one prompt's cells in ``region`` (``None``: all 9 cells).
+
+    >>> cells = [{"chosen_style": i, "rejected_style": j, "correct": i >= j}
+    ...          for i in range(3) for j in range(3)]
+    >>> [style_region_accuracy({"cells": cells}, k) for k in ("easy", "normal", "hard", None)]
+    [1.0, 1.0, 0.0, 0.6666666666666666]
+    """
+    inside = STYLE_REGIONS[region] if region else (lambda i, j: True)
+    values = [
+        float(bool(c["correct"]))
+        for c in record["cells"]
+        if inside(c["chosen_style"], c["rejected_style"])
+    ]
+    return sum(values) / len(values) if values else math.nan
+
+
+def _style_fn(region: str | None, stratum: str | None) -> MetricFn:
+    def fn(records: list[Record]) -> float:
+        chosen = [r for r in records if stratum is None or r["stratum"] == stratum]
+        if not chosen:
+            return math.nan
+        return sum(style_region_accuracy(r, region) for r in chosen) / len(chosen)
+
+    return fn
+
+
+def _cell_consistency(records: list[Record]) -> float:
+    known = [c["consistent"] for r in records for c in r["cells"] if c["consistent"] is not None]
+    return sum(known) / len(known) if known else math.nan
+
+
+def style_matrix_metrics(strata: Sequence[str]) -> dict[str, MetricFn]:
+    """RM-Bench: ``easy``/``normal``/``hard`` and ``average`` (all 9 cells) over every prompt,
+    each prompt weighing the same (as RM-Bench's ``compute_accuracy`` averages the matrices),
+    ``<stratum>_<region>`` per domain, and ``consistency`` over the cells."""
+    fns = {region: _style_fn(region, None) for region in STYLE_REGIONS}
+    fns["average"] = _style_fn(None, None)
+    for s in strata:
+        fns |= {f"{s}_{region}": _style_fn(region, s) for region in STYLE_REGIONS}
+    return fns | {"consistency": _cell_consistency}

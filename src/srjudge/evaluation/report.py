@@ -1,33 +1,19 @@
-"""``report.md`` + a self-contained ``report.html`` from a run's evaluations and stages.
+"""``report.md`` + a self-contained ``report.html`` from typed evaluation results.
 
     from srjudge.evaluation.report import write_report
-    md, html = write_report("runs/demo", "runs/demo")         # a run folder
-    md, html = write_report(["ev/seed", "ev/iter2"], "out")   # or evaluation folders
+    from srjudge.evaluation.results import find_evals
+    md, html = write_report(find_evals(["ev/seed", "ev/iter2"]), "out")
 
-    srjudge report runs/demo
+    srjudge report runs/demo       # a run folder: loop.rundir.run_report reads it for this
 
-What is read (every piece optional: a missing or unreadable file drops its table, row or
-figure, never the report)::
-
-    RUN/stages/NN_<name>/stage.json          provenance; used: "stage", "counts", "seconds",
-                                             "strategy" (curation), "trained" (training)
-    RUN/stages/NN_iter<t>_sample/stage.json  counts.judgments, counts.parse_failures,
-                                             counts.inputs_sampled, counts.mean_rationale_chars
-    RUN/stages/NN_iter<t>_curate/stage.json  counts.pairs_after_cap (pairs kept), counts.by_rule
-                                             (pairs per rule), "strategy"
-    RUN/stages/NN_<train stage>/train_log.jsonl  (or .../model/train_log.jsonl) TRL log
-                                             history, one JSON object per line with "loss"
-                                             and "step" (or "epoch")
-    RUN/stages/NN_eval_<label>/metrics.json  an ``srjudge.evaluation.evaluate`` result (label: seed,
-    RUN/stages/NN_eval_<label>/predictions.jsonl   sft, iter1_dpo, ...)
-
-A folder given directly may also be an evaluation folder (``metrics.json`` inside), or a folder
-holding several evaluation folders. Tables follow the paper: Table 2 (pointwise: RewardBench
-sections and total, BiGGen human and GPT-4 Pearson, in-domain GPT-4 Pearson) and Table 3
-(pairwise: RewardBench, Safe-RLHF, Auto-J), one row per model, every value with its 95% CI.
-Figures (matplotlib, Agg): predicted - gold histograms per model (the paper's Figure 5), score
-distributions, and the DPO loss curves; PNGs in ``figures/`` for the markdown, embedded as
-base64 in the HTML.
+Inputs are ``ModelEval``s (``results``: an ``EvalResult`` and its predictions per model), and
+for a run the per-iteration rows (``IterationRow``) and training loss curves. Every piece is
+optional: a missing one drops its table, row or figure, never the report. Tables follow the
+paper: Table 2 (pointwise: RewardBench sections and total, BiGGen human and GPT-4 Pearson,
+in-domain GPT-4 Pearson) and Table 3 (pairwise: RewardBench, Safe-RLHF, Auto-J), one row per
+model, every value with its 95% CI. Figures (``figures``): predicted - gold histograms per
+model (the paper's Figure 5), score distributions, and the loss curves; PNGs in ``figures/``
+for the markdown, embedded as base64 in the HTML.
 """
 
 from __future__ import annotations
@@ -35,25 +21,20 @@ from __future__ import annotations
 import base64
 import html
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from srjudge.errors import UserError
 from srjudge.evaluation.figures import (
     Figure,
     difference_histograms,
     loss_figure,
     score_distributions,
 )
-from srjudge.evaluation.results import (
-    ModelEval,
-    display_name,
-    find_evals,
-    read_json_tolerant,
-    read_jsonl_tolerant,
-)
+from srjudge.evaluation.results import Metric, ModelEval
 from srjudge.evaluation.stats import format_estimate
+from srjudge.paths import refuse_foreign_file
 
 # (header, benchmark, metric); the paper's Table 2 and Table 3
 TABLE_POINTWISE: list[tuple[str, str, str]] = [
@@ -90,38 +71,8 @@ class IterationRow:
     by_rule: dict[str, int] = field(default_factory=dict)
 
 
-def read_iterations(
-    run_dir: Path,
-) -> tuple[list[IterationRow], dict[str, list[tuple[float, float]]]]:
-    """Per-iteration counts (sample + curate stages) and loss curves of the training stages."""
-    rows: dict[str, IterationRow] = {}
-    losses: dict[str, list[tuple[float, float]]] = {}
-    for d in sorted(p for p in (run_dir / "stages").glob("*_*") if p.is_dir()):
-        name = d.name.split("_", 1)[1]
-        info = read_json_tolerant(d / "stage.json") or {}
-        counts = info.get("counts") if isinstance(info.get("counts"), dict) else {}
-        m = re.fullmatch(r"(iter\d+)_(\w+)", name)
-        if m and m.group(2) == "sample":
-            row = rows.setdefault(m.group(1), IterationRow(m.group(1)))
-            row.judgments = counts.get("judgments")
-            row.parse_failures = counts.get("parse_failures")
-            row.inputs = counts.get("inputs_sampled")
-            row.mean_rationale_chars = counts.get("mean_rationale_chars")
-        elif m and m.group(2) == "curate":
-            row = rows.setdefault(m.group(1), IterationRow(m.group(1)))
-            row.strategy = info.get("strategy")
-            row.pairs_kept = counts.get("pairs_after_cap", counts.get("pairs"))
-            by_rule = counts.get("by_rule")
-            row.by_rule = by_rule if isinstance(by_rule, dict) else {}
-        for log in (d / "train_log.jsonl", d / "model" / "train_log.jsonl"):
-            curve = _loss_curve(read_jsonl_tolerant(log))
-            if curve:
-                losses[name] = curve
-                break
-    return list(rows.values()), losses
-
-
-def _loss_curve(rows: list[dict[str, Any]]) -> list[tuple[float, float]]:
+def loss_curve(rows: list[dict[str, Any]]) -> list[tuple[float, float]]:
+    """(step, loss) points of a TRL log history (rows without a finite loss are skipped)."""
     curve = []
     for i, r in enumerate(rows):
         loss = r.get("loss")
@@ -135,11 +86,10 @@ def _loss_curve(rows: list[dict[str, Any]]) -> list[tuple[float, float]]:
 # tables
 
 
-def _cell(v: dict[str, Any] | None) -> str:
-    if not v or v.get("value") is None:
+def _cell(m: Metric | None) -> str:
+    if m is None or math.isnan(m.value):
         return "-"
-    lo, hi = (math.nan if v.get(k) is None else v[k] for k in ("lo", "hi"))
-    return format_estimate(v["value"], lo, hi)
+    return format_estimate(m.value, m.lo, m.hi)
 
 
 def metric_table(evals: list[ModelEval], columns: list[tuple[str, str, str]]):
@@ -148,7 +98,7 @@ def metric_table(evals: list[ModelEval], columns: list[tuple[str, str, str]]):
     if not used:
         return None
     rows = [
-        [display_name(e.label)] + [_cell(e.value(b, m)) for _, b, m in used]
+        [e.display] + [_cell(e.value(b, m)) for _, b, m in used]
         for e in evals
         if any(e.value(b, m) for _, b, m in used)
     ]
@@ -156,13 +106,10 @@ def metric_table(evals: list[ModelEval], columns: list[tuple[str, str, str]]):
 
 
 def parse_failure_table(evals: list[ModelEval]):
-    benches = sorted({b for e in evals for b in e.metrics.get("benchmarks", {})})
+    benches = sorted({b for e in evals for b in e.result.benchmarks})
     if not benches:
         return None
-    rows = [
-        [display_name(e.label)] + [_cell(e.value(b, "parse_failure_rate")) for b in benches]
-        for e in evals
-    ]
+    rows = [[e.display] + [_cell(e.value(b, "parse_failure_rate")) for b in benches] for e in evals]
     return ["Model"] + benches, rows
 
 
@@ -271,12 +218,10 @@ def render_html(title: str, sections: list[Section]) -> str:
 def _notes(evals: list[ModelEval]) -> list[str]:
     out = []
     for e in evals:
-        for bench, b in e.metrics.get("benchmarks", {}).items():
-            n = (b.get("counts") or {}).get("items")
-            paths = (b.get("data") or {}).get("paths") or []
-            where = ", ".join(Path(p).name for p in paths)
-            out.append(f"{display_name(e.label)} / {bench}: {n} items ({where})")
-            out += [f"{display_name(e.label)} / {bench}: {t}" for t in b.get("notes") or []]
+        for bench, b in e.result.benchmarks.items():
+            where = ", ".join(Path(p).name for p in b.data.get("paths") or [])
+            out.append(f"{e.display} / {bench}: {b.counts.get('items')} items ({where})")
+            out += [f"{e.display} / {bench}: {t}" for t in b.notes]
     return out
 
 
@@ -306,22 +251,41 @@ def build_sections(
     return sections
 
 
+def check_report_out(out: Path) -> None:
+    """Refuse a file as the folder, or a ``report.md``/``report.html`` srjudge did not write."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: exists and is not a folder")
+    for name in ("report.md", "report.html"):
+        refuse_foreign_file(out / name, name, "an srjudge report", _is_report)
+
+
+def _is_report(path: Path) -> bool:
+    head = path.read_bytes()[:4096]
+    return b"srjudge report" in head
+
+
 def write_report(
-    run_dir_or_eval_dirs: str | Path | list[str | Path], out_dir: str | Path
+    evals: list[ModelEval],
+    out_dir: str | Path,
+    *,
+    title: str = "srjudge report: evaluations",
+    iterations: list[IterationRow] | None = None,
+    losses: dict[str, list[tuple[float, float]]] | None = None,
+    extra: list[Section] | None = None,
 ) -> tuple[Path, Path]:
-    """Write ``report.md`` (+ ``figures/*.png``) and ``report.html`` into ``out_dir``."""
-    target = run_dir_or_eval_dirs
-    evals = find_evals(target)
-    iterations: list[IterationRow] = []
-    losses: dict[str, list[tuple[float, float]]] = {}
-    is_run = not isinstance(target, list | tuple) and (Path(target) / "stages").is_dir()
-    if is_run:
-        iterations, losses = read_iterations(Path(target))
-    if not evals and not iterations and not losses:
-        raise FileNotFoundError(f"nothing to report in {target}: no metrics.json, no stages")
-    title = f"srjudge report: {Path(target).name if is_run else 'evaluations'}"
-    sections = build_sections(evals, iterations, losses)
+    """Write ``report.md`` (+ ``figures/*.png``) and ``report.html`` into ``out_dir``.
+
+    ``extra`` sections (e.g. a human study's, ``annotation.report.study_sections``) come last.
+
+    ``evals`` from ``results.find_evals`` (evaluation folders) or ``loop.rundir.run_evals``
+    (a run, which also gives the ``iterations`` rows and training ``losses``).
+    """
+    iterations, losses = iterations or [], losses or {}
+    if not evals and not iterations and not losses and not extra:
+        raise FileNotFoundError("nothing to report: no evaluation, no iteration, no loss curve")
+    sections = build_sections(evals, iterations, losses) + list(extra or [])
     out = Path(out_dir)
+    check_report_out(out)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     for s in sections:
         if s.figure:

@@ -2,21 +2,20 @@
 
 result = load_eval("ev/seed")               # EvalResult from metrics.json
 preds = load_predictions("ev/seed")         # {benchmark: {item id: record}}
-evals = find_evals("runs/demo")             # ModelEval per evaluation folder (for reports)
+evals = find_evals(["ev/seed", "ev/iter2"])  # ModelEval per evaluation folder (for reports)
 """
 
 from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from srjudge.errors import UserError
 from srjudge.evaluation.metrics import Record
 from srjudge.evaluation.stats import format_estimate
-from srjudge.records import read_jsonl
 
 # ---------------------------------------------------------------------------------------
 # results
@@ -62,10 +61,12 @@ class EvalResult:
 
     def format_table(self) -> str:
         lines = [f"model: {self.label}  ({self.settings.get('backend')})", ""]
-        lines.append(f"{'benchmark':<22}{'metric':<22}{'value [95% CI]':<26}{'n':>6}")
+        names = [m for r in self.benchmarks.values() for m in r.metrics]
+        w = max([21, *map(len, names)]) + 1  # a long name (safety-response_normal) keeps a gap
+        lines.append(f"{'benchmark':<22}{'metric':<{w}}{'value [95% CI]':<26}{'n':>6}")
         for name, r in self.benchmarks.items():
             for metric, m in r.metrics.items():
-                lines.append(f"{name:<22}{metric:<22}{m.format(3):<26}{m.n:>6}")
+                lines.append(f"{name:<22}{metric:<{w}}{m.format(3):<26}{m.n:>6}")
             for note in r.notes:
                 lines.append(f"{'':<22}note: {note}")
         return "\n".join(lines)
@@ -100,25 +101,45 @@ def load_predictions(out_dir: str | Path) -> dict[str, dict[str, Record]]:
     """``{benchmark: {item id: prediction record}}`` from ``predictions.jsonl``."""
     out: dict[str, dict[str, Record]] = {}
     path = Path(out_dir) / "predictions.jsonl"
-    if path.is_file():
-        for rec in read_jsonl(path):
-            out.setdefault(rec["benchmark"], {})[rec["id"]] = rec
+    if not path.is_file():
+        return out
+    with open(path, "rb") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+                out.setdefault(rec["benchmark"], {})[rec["id"]] = rec
+            except (ValueError, KeyError, TypeError, RecursionError) as e:
+                raise UserError(
+                    f"{path}:{lineno}: not a prediction line (srjudge eval): "
+                    f"{type(e).__name__}: {e}"
+                ) from None
     return out
 
 
 @dataclass
 class ModelEval:
+    """One model's evaluation as a report shows it: the typed result and its predictions."""
+
     label: str
     folder: Path
-    metrics: dict[str, Any]
-    predictions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    result: EvalResult
+    predictions: dict[str, list[Record]] = field(default_factory=dict)
+    """``{benchmark: [prediction record, ...]}`` in file order."""
+    display: str = ""
+    """The row name in reports (default: ``label``; a run names its judges J_SFT, J_t)."""
 
-    def value(self, bench: str, metric: str) -> dict[str, Any] | None:
-        return self.metrics.get("benchmarks", {}).get(bench, {}).get("metrics", {}).get(metric)
+    def __post_init__(self) -> None:
+        self.display = self.display or self.label
+
+    def value(self, bench: str, metric: str) -> Metric | None:
+        b = self.result.benchmarks.get(bench)
+        return None if b is None else b.metrics.get(metric)
 
 
 # ---------------------------------------------------------------------------------------
-# reading (tolerant)
+# reading (tolerant: an unreadable file drops its piece of a report, never the report)
 
 
 def read_json_tolerant(path: Path) -> Any:
@@ -144,45 +165,28 @@ def read_jsonl_tolerant(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def display_name(label: str) -> str:
-    """Row names as in the paper: seed model, J_SFT, J_t.
-
-    >>> display_name("iter2_dpo"), display_name("sft")
-    ('J_2 (iter2_dpo)', 'J_SFT')
-    """
-    if label == "seed":
-        return "seed model"
-    if label == "sft":
-        return "J_SFT"
-    m = re.fullmatch(r"iter(\d+)_(\w+)", label)
-    return f"J_{m.group(1)} ({label})" if m else label
-
-
-def _eval_label(folder: Path, metrics: dict[str, Any]) -> str:
-    m = re.fullmatch(r"\d+_eval_(.+)", folder.name)
-    return m.group(1) if m else str(metrics.get("label") or folder.name)
-
-
-def _load_eval(folder: Path) -> ModelEval | None:
-    metrics = read_json_tolerant(folder / "metrics.json")
-    if not isinstance(metrics, dict):
+def read_model_eval(folder: Path, label: str | None = None) -> ModelEval | None:
+    """The evaluation in ``folder`` (``metrics.json`` + ``predictions.jsonl``), or None when
+    its metrics are missing or unreadable. ``label`` defaults to the one it was run with."""
+    try:
+        result = load_eval(folder)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-    preds: dict[str, list[dict[str, Any]]] = {}
+    preds: dict[str, list[Record]] = {}
     for rec in read_jsonl_tolerant(folder / "predictions.jsonl"):
         preds.setdefault(str(rec.get("benchmark")), []).append(rec)
-    return ModelEval(_eval_label(folder, metrics), folder, metrics, preds)
+    return ModelEval(label or str(result.label or folder.name), folder, result, preds)
 
 
 def find_evals(target: str | Path | list[str | Path]) -> list[ModelEval]:
-    """Evaluation folders of a run, of a parent folder, or given one by one (in order)."""
+    """Evaluation folders given one by one (in order), one folder, or the evaluation folders
+    inside a parent folder (sorted). A run folder's evaluations: ``loop.rundir.run_evals``."""
     if isinstance(target, list | tuple):
         folders = [Path(t) for t in target]
     else:
         root = Path(target)
         if (root / "metrics.json").is_file():
             folders = [root]
-        elif (root / "stages").is_dir():
-            folders = sorted(p for p in (root / "stages").glob("*_eval_*") if p.is_dir())
         else:
             folders = sorted(p.parent for p in root.glob("*/metrics.json"))
-    return [e for e in (_load_eval(f) for f in folders) if e is not None]
+    return [e for e in (read_model_eval(f) for f in folders) if e is not None]

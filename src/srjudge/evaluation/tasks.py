@@ -1,9 +1,11 @@
 """Judging benchmark items into prediction records, one function per benchmark task.
 
 ``TASKS[bench.task](judge, examples, opts)`` returns one record per example: ``grade``
-(pointwise score), ``grade_pair`` (both responses of a pair scored separately) and
-``compare`` (pairwise, both orders). A record holds the verdicts, the rationale, ``score``
-or ``pred`` for the metrics, and ``judgments`` / ``parse_failures`` counts.
+(pointwise score), ``grade_pair`` (both responses of a pair scored separately), ``compare``
+(pairwise, both orders) and ``compare_styles`` (RM-Bench: each of a prompt's 9 style pairs
+compared in both orders; the record holds one entry per cell in ``cells``). A record holds
+the verdicts, the rationale, ``score`` or ``pred`` for the metrics, and ``judgments`` /
+``parse_failures`` counts.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from srjudge.evaluation.metrics import Record, as_number
+from srjudge.data.judge_benchmarks import style_pairs
+from srjudge.evaluation.metrics import Record, as_number, both_orders_correct
 from srjudge.judging.judge import Comparison, Grade, Judge
 from srjudge.records import Example, PairwiseExample, PointwiseExample
 
@@ -130,8 +133,8 @@ def _comparison_record(ex: PairwiseExample, c: Comparison) -> Record:
     }
 
 
-def _compare_records(judge: Judge, examples: list[Example], opts: JudgeOptions) -> list[Record]:
-    results = judge.compare_batch(
+def _compare_both(judge: Judge, examples: list[Example], opts: JudgeOptions) -> list[Comparison]:
+    return judge.compare_batch(
         examples,  # type: ignore[arg-type]
         samples=opts.samples,
         both_orders=True,
@@ -139,7 +142,50 @@ def _compare_records(judge: Judge, examples: list[Example], opts: JudgeOptions) 
         max_new_tokens=opts.max_new_tokens,
         score_only=opts.score_only,
     )
+
+
+def _compare_records(judge: Judge, examples: list[Example], opts: JudgeOptions) -> list[Record]:
+    results = _compare_both(judge, examples, opts)
     return [_comparison_record(ex, c) for ex, c in zip(examples, results, strict=True)]  # type: ignore[arg-type]
 
 
-TASKS = {"grade": _graded_records, "grade_pair": _pair_records, "compare": _compare_records}
+def _cell_record(i: int, j: int, c: Comparison) -> Record:
+    return {
+        "chosen_style": i,
+        "rejected_style": j,
+        "verdict_original_order": c.majority,
+        "verdict_swapped_order": c.swapped_majority,
+        "consistent": c.consistent,
+        "correct": both_orders_correct(c.majority, c.swapped_majority, 1),
+        "rationale": c.rationale,
+        "judgments": len(c.judgments) + len(c.swapped_judgments),
+        "parse_failures": c.parse_failures,
+    }
+
+
+def _style_records(judge: Judge, examples: list[Example], opts: JudgeOptions) -> list[Record]:
+    """RM-Bench: all cells of all ``examples`` in one batch (9 pairs x 2 orders per prompt)."""
+    cells = [style_pairs(ex) for ex in examples]  # type: ignore[arg-type]
+    flat = [pair for grid in cells for _, _, pair in grid]
+    results = iter(_compare_both(judge, flat, opts))  # type: ignore[arg-type]
+    out = []
+    for grid in cells:
+        rows = [_cell_record(i, j, next(results)) for i, j, _ in grid]
+        out.append(
+            {
+                "cells": rows,
+                "score": sum(r["correct"] for r in rows) / len(rows),
+                "gold": 1,
+                "judgments": sum(r["judgments"] for r in rows),
+                "parse_failures": sum(r["parse_failures"] for r in rows),
+            }
+        )
+    return out
+
+
+TASKS = {
+    "grade": _graded_records,
+    "grade_pair": _pair_records,
+    "compare": _compare_records,
+    "compare_styles": _style_records,
+}

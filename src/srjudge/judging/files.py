@@ -11,34 +11,53 @@ Output: one JSON line per example, in input order::
 with ``samples`` (each judgment) and ``mean`` when samples > 1; ``consistent``,
 ``verdict_original_order``, ``verdict_swapped_order`` and ``swapped_samples`` (verdicts as
 the model gave them, in the swapped order) with ``both_orders``; ``expected_score`` and
-``score_probs`` with ``expected_score``. The file is written through ``ResumableJSONL``, so a
-killed run continues on rerun; ``<output stem>.summary.json`` holds the counts over the whole
-file and the provenance (``JudgeSummary``).
+``score_probs`` with ``expected_score``, and ``input_sha256``, the hash of the example judged.
+The file is written through ``ResumableJSONL``, so a killed run continues on rerun;
+``<output stem>.summary.json`` holds the counts over the whole file and the provenance
+(``JudgeSummary``).
+
+The input is read by ``srjudge.data`` (JSONL, JSON arrays, ``.gz``: what ``srjudge data
+validate`` accepts); a bad row refuses the whole file with its file, line and field. Nothing
+is mixed or lost: the output may not be the input, an existing output must be one that
+``judge`` wrote (``check_paths``), and a rerun must use the settings it was started with
+(``<output stem>.settings.json``: model, templates, sampling) and the same input rows under
+the same ids, or it is refused saying what differs, before anything is written.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from srjudge import __version__
+from srjudge.data.sources import load
+from srjudge.errors import UserError
 from srjudge.judging.backends import Backend
 from srjudge.judging.judge import Comparison, Grade, Judge, mean_verdict
 from srjudge.judging.prompts import judge_template_id, template_hash
 from srjudge.judging.sampling import DEFAULT_BATCH_SIZE, batched, progress_bar
+from srjudge.paths import (
+    json_object_has,
+    refuse_foreign_file,
+    refuse_same_paths,
+    require_file,
+)
 from srjudge.records import (
     Example,
     Judgment,
     PairwiseExample,
     PointwiseExample,
-    load_examples,
+    example_hash,
     read_jsonl,
 )
 from srjudge.resume import ResumableJSONL
+
+log = logging.getLogger(__name__)
 
 # ---------------------------------------------------------------------------------------
 # judge_file
@@ -94,6 +113,46 @@ def summary_path(output_path: str | Path) -> Path:
     return Path(output_path).with_suffix(".summary.json")
 
 
+def settings_path(output_path: str | Path) -> Path:
+    """``y.jsonl`` -> ``y.settings.json`` (what the file was started with)."""
+    return Path(output_path).with_suffix(".settings.json")
+
+
+_OUTPUT_KEYS = ("id", "kind", "verdict", "counts")
+
+
+def check_paths(input_path: str | Path, output_path: str | Path) -> None:
+    """Refuse, before anything is loaded or written: a missing or special input, an output
+    (or its summary/settings file) that is the input, and an existing output that ``judge``
+    did not write."""
+    require_file(input_path, "--input")
+    outputs = {
+        "--output": output_path,
+        "its summary file": summary_path(output_path),
+        "its settings file": settings_path(output_path),
+    }
+    refuse_same_paths({"--input": input_path}, outputs)
+    refuse_foreign_file(output_path, "--output", "a judgments file (srjudge judge)", _is_output)
+    refuse_foreign_file(
+        summary_path(output_path),
+        "summary file",
+        "a judge summary",
+        lambda p: json_object_has(p, ("examples", "provenance")),
+    )
+
+
+def _is_output(path: Path) -> bool:
+    """A file ``judge`` wrote: its settings file exists, every line is an output record."""
+    if not settings_path(path).is_file():
+        return False
+    lines = path.read_bytes().split(b"\n")  # the last line may be torn by a kill: not checked
+    complete = b"\n".join(lines[:-1])
+    return all(
+        isinstance(obj, dict) and all(k in obj for k in _OUTPUT_KEYS)
+        for obj in (json.loads(line) for line in complete.splitlines() if line.strip())
+    )
+
+
 def _sample_dict(j: Judgment) -> dict[str, Any]:
     return {
         "sample_index": j.sample_index,
@@ -146,6 +205,7 @@ def _record(ex: Example, result: Grade | Comparison, samples: int) -> dict[str, 
     rec["model"] = js[0].model
     rec["template_id"] = js[0].template_id
     rec["counts"] = _counts(js + getattr(result, "swapped_judgments", []))
+    rec["input_sha256"] = example_hash(ex)
     return rec
 
 
@@ -187,11 +247,25 @@ def judge_file(
     summary's provenance (the CLI adds the backend kind and model as given).
     """
     started = time.time()
-    examples = load_examples(input_path)
+    check_paths(input_path, output_path)
+    loaded = load(input_path, "srjudge")
+    for warning in loaded.warnings:
+        log.warning("%s", warning)
+    examples = loaded.strict()
     _check_ids(examples, input_path)
     backend = judge_or_backend.backend if isinstance(judge_or_backend, Judge) else judge_or_backend
     judge = Judge(backend, max_retries=max_retries, batch_size=batch_size, progress=False)
     params = Judge.params(samples, temperature, top_p, max_new_tokens, seed)
+    settings = {
+        "model": backend.name,
+        "templates": _templates(score_only),
+        "params": asdict(params),
+        "samples": samples,
+        "max_retries": max_retries,
+        "both_orders": both_orders,
+        "score_only": score_only,
+        "expected_score": expected_score,
+    }
     common = dict(
         samples=samples,
         temperature=temperature,
@@ -200,7 +274,9 @@ def judge_file(
         seed=seed,
         score_only=score_only,
     )
-    with ResumableJSONL(output_path) as out:
+    resumable = ResumableJSONL(output_path, settings=settings, fingerprint="input_sha256")
+    with resumable as out:
+        _refuse_other_input(out, examples)
         todo = [ex for ex in examples if ex.id not in out.done]
         skipped = len(examples) - len(todo)
         with progress_bar(len(todo), progress, "judging") as bar:
@@ -217,20 +293,10 @@ def judge_file(
                 for ex in chunk:  # input order
                     out.append(_record(ex, results[ex.id], samples))
                 bar.update(len(chunk))
-    kinds = sorted({ex.kind for ex in examples})
-    templates = {
-        tid: template_hash(tid)
-        for tid in (judge_template_id(k, score_only=score_only) for k in kinds)
-    }
+    kinds = {judge_template_id(ex.kind, score_only=score_only) for ex in examples}
     info = {
-        "model": backend.name,
-        "templates": templates,
-        "params": asdict(params),
-        "samples": samples,
-        "max_retries": max_retries,
-        "both_orders": both_orders,
-        "score_only": score_only,
-        "expected_score": expected_score,
+        **settings,
+        "templates": {tid: h for tid, h in settings["templates"].items() if tid in kinds},
         "batch_size": batch_size,
         "seed": seed,
         "input": str(input_path),
@@ -241,6 +307,26 @@ def judge_file(
         **(provenance or {}),
     }
     return _summarize(output_path, len(examples), len(todo), skipped, time.time() - started, info)
+
+
+def _templates(score_only: bool) -> dict[str, str]:
+    """Template id -> content hash of both judge templates (pointwise, pairwise)."""
+    ids = (judge_template_id(k, score_only=score_only) for k in ("pointwise", "pairwise"))
+    return {tid: template_hash(tid) for tid in ids}
+
+
+def _refuse_other_input(out: ResumableJSONL, examples: list[Example]) -> None:
+    """A resumed output must hold only ids of this input, each judged from the same row."""
+    ids = {ex.id for ex in examples}
+    extra = sorted(out.done - ids)
+    if extra:
+        shown = ", ".join(repr(i) for i in extra[:3]) + (", ..." if len(extra) > 3 else "")
+        raise UserError(
+            f"{out.path} holds {len(extra)} id(s) that are not in the input ({shown}): it was "
+            "started on another input, and resuming would mix them; nothing was changed. "
+            "Use another --output"
+        )
+    out.refuse_changed({ex.id: example_hash(ex) for ex in examples})
 
 
 def _summarize(

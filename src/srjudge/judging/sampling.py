@@ -11,15 +11,19 @@ extra times. One that still fails is kept as a ``Judgment`` with ``verdict=None`
 Retries of greedy decoding (temperature 0) would only repeat the same text, so they sample at
 ``GREEDY_RETRY_TEMPERATURE``; each judgment records the temperature and seed that produced it.
 
-``sample_to_file`` appends one line per input (``{"example_id", "kind", "judgments"}``)
-through ``ResumableJSONL``, so a killed sampling stage continues where it stopped, split over
-worker processes if asked (``srjudge.judging.shards``: the same judgments for any number);
-``load_judgments`` reads it back and ``select_inputs`` draws the inputs of an iteration.
+``sample_to_file`` appends one line per input (``{"example_id", "kind", "judgments",
+"input_sha256"}``) through ``ResumableJSONL``, so a killed sampling stage continues where it
+stopped, split over worker processes if asked (``srjudge.judging.shards``: the same
+judgments for any number); a rerun with other settings (model, sampling parameters, retries,
+templates: kept in ``<stem>.settings.json``), other inputs or changed input rows is refused
+before anything is written. ``load_judgments`` reads it back and ``select_inputs`` draws the
+inputs of an iteration.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -31,17 +35,19 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from srjudge.errors import UserError
 from srjudge.judging.backends import Backend, SamplingParams
 from srjudge.judging.parsing import ParseFailure, parse_judgment
-from srjudge.judging.prompts import judge_prompt, judge_template_id
-from srjudge.judging.shards import ShardJob, run_sharded
+from srjudge.judging.prompts import judge_prompt, judge_template_id, template_hash
+from srjudge.judging.shards import ShardJob, check_files, run_sharded
 from srjudge.records import (
     Example,
     Judgment,
     Message,
+    example_hash,
     judgment_from_dict,
-    read_jsonl,
     to_dict,
+    write_jsonl,
 )
 
 GREEDY_RETRY_TEMPERATURE = 1.0
@@ -230,6 +236,8 @@ def sample_to_file(
     *,
     max_retries: int = 2,
     batch_size: int | None = None,
+    model: str | None = None,
+    inputs_path: Path | None = None,
     workers: int = 1,
     devices_per_worker: int = 1,
 ) -> dict[str, Any]:
@@ -237,17 +245,34 @@ def sample_to_file(
     already there, so a killed run continues where it stopped. Returns counts over the file.
 
     ``batch_size`` inputs go to the backend at once (and are one resume step); by default
-    the backend's own ``inputs_per_call``. ``workers`` > 1 splits the batches over that many
-    processes (``srjudge.judging.shards``; ``make_backend`` must then pickle) and merges
-    their files into ``path``: the judgments are those of one worker."""
+    the backend's own ``inputs_per_call``. ``model`` (the name the backend is made from) is
+    part of the settings a rerun must match. ``inputs_path``, when given, receives the inputs
+    (srjudge JSONL) once those checks have passed. ``workers`` > 1 splits the batches over
+    that many processes (``srjudge.judging.shards``; ``make_backend`` must then pickle) and
+    merges their files into ``path``: the judgments are those of one worker."""
+    settings = {
+        "model": model,
+        "params": to_dict(params),
+        "max_retries": max_retries,
+        "templates": {
+            tid: template_hash(tid)
+            for tid in (judge_template_id(k) for k in ("pointwise", "pairwise"))
+        },
+    }
     job = ShardJob(
         make_backend,
         [[(ex.id, ex) for ex in inputs]],
         partial(sample_records, params=params, max_retries=max_retries),
         key_field="example_id",
         batch_size=batch_size,
+        settings=settings,
+        fingerprints={ex.id: example_hash(ex) for ex in inputs},
+        only_these=True,
     )
-    run_sharded(job, path, workers=workers, devices_per_worker=devices_per_worker)
+    done = check_files(job, path)
+    if inputs_path is not None:
+        write_jsonl(inputs_path, inputs)
+    run_sharded(job, path, workers=workers, devices_per_worker=devices_per_worker, done=done)
     judgments = [j for _, js in load_judgments(path) for j in js]
     ok = [j for j in judgments if j.ok]
     return {
@@ -262,7 +287,8 @@ def sample_to_file(
 def sample_records(
     backend: Backend, batch: list[Example], *, params: SamplingParams, max_retries: int
 ) -> list[dict[str, Any]]:
-    """The sampling file's records (without ``example_id``) of one batch of inputs."""
+    """The sampling file's records (without ``example_id`` and ``input_sha256``) of one
+    batch of inputs."""
     results = _judge_batch(backend, batch, params, score_only=False, max_retries=max_retries)
     return [
         {"kind": ex.kind, "judgments": [to_dict(j) for j in judgments]}
@@ -271,5 +297,18 @@ def sample_records(
 
 
 def load_judgments(path: Path) -> Iterator[tuple[str, list[Judgment]]]:
-    for row in read_jsonl(path):
-        yield row["example_id"], [judgment_from_dict(j) for j in row["judgments"]]
+    """(example id, judgments) per line of a file ``sample_to_file`` wrote; a line that is
+    not one is a ``UserError`` naming the file and line."""
+    with open(path, "rb") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                judgments = [judgment_from_dict(j) for j in row["judgments"]]
+            except (ValueError, KeyError, TypeError, RecursionError) as e:
+                raise UserError(
+                    f"{path}:{lineno}: not a line of a judgments file (srjudge sample): "
+                    f"{type(e).__name__}: {e}"
+                ) from None
+            yield row["example_id"], judgments

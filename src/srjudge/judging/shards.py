@@ -16,7 +16,8 @@ worker w of W appends to ``<stem>.w<w>of<W>.jsonl`` beside it, through ``Resumab
 When every worker has finished, the records of ``path`` and of all shard files are merged
 into ``path`` in item order (written to a temp file, then renamed) and the shards removed.
 
-Resume: before starting, the keys already in ``path`` or in any shard (of any W) are done.
+Resume: before starting, ``path`` and its shards are checked (``check_files``: the settings in
+``path``'s sidecar, changed inputs, other items) and the keys already in any of them are done.
 A batch whose items are all done is skipped; a batch only partly done (a worker was killed
 in the middle of appending it) is run again whole, and only its missing items are appended,
 so a batch is always sampled as one unit. A worker that fails leaves its shard for the rerun
@@ -34,13 +35,14 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
+from srjudge.errors import UserError
 from srjudge.judging.backends import Backend
 from srjudge.resume import ResumableJSONL
 
@@ -62,6 +64,15 @@ class ShardJob:
     """Items per batch (and per resume step); None = the backend's ``inputs_per_call``."""
     progress: bool = False
     """Show a progress bar even when stderr is not a terminal."""
+    settings: Mapping[str, Any] | None = None
+    """What made the records (``ResumableJSONL`` settings): kept in ``path``'s sidecar
+    ``<stem>.settings.json``, shared by the shards; a rerun with others is refused."""
+    fingerprints: Mapping[str, Any] | None = None
+    """key -> the hash of the item's input, written into each record (``fingerprint_field``)
+    and checked on resume: an item whose input changed under the same key is refused."""
+    fingerprint_field: str = "input_sha256"
+    only_these: bool = False
+    """Refuse files that hold records of items not in this job (another selection)."""
 
 
 def plan_batches(groups: Sequence[Sequence[Item]], size: int) -> list[list[Item]]:
@@ -101,14 +112,42 @@ def shard_files(path: Path) -> list[Path]:
     return sorted(path.parent.glob(f"{path.stem}.w*of*{path.suffix}"))
 
 
-def done_keys(path: Path, key_field: str) -> set[str]:
-    """Keys already written to ``path`` or its shards (a torn last line is dropped)."""
+def _open(job: ShardJob, f: Path, path: Path) -> ResumableJSONL:
+    """``f`` (``path`` or one of its shards) checked against ``path``'s settings sidecar."""
+    return ResumableJSONL(
+        f,
+        key=job.key_field,
+        settings=job.settings,
+        settings_path=path.with_suffix(".settings.json"),
+        fingerprint=job.fingerprint_field if job.fingerprints is not None else None,
+    )
+
+
+def check_files(job: ShardJob, path: Path) -> set[str]:
+    """Open the shards, then ``path`` (created if absent): settings, changed inputs and, with
+    ``only_these``, records of other items are refused before anything is written; a torn
+    last line is dropped. Returns the keys already done."""
+    keys = {key for group in job.groups for key, _ in group}
     done: set[str] = set()
-    for f in [path, *shard_files(path)]:
-        if f.is_file():
-            with ResumableJSONL(f, key=key_field) as sink:
-                done |= sink.done
+    for f in [*shard_files(path), path]:  # shards first: path may rewrite an unused sidecar
+        with _open(job, f, path) as sink:
+            if job.fingerprints is not None:
+                sink.refuse_changed(job.fingerprints)
+            other = sorted(sink.done - keys)
+            if job.only_these and other:
+                shown = ", ".join(repr(k) for k in other[:3]) + (", ..." if len(other) > 3 else "")
+                raise UserError(
+                    f"{f} holds records of {len(other)} item(s) not selected now ({shown}): it "
+                    "was started on other inputs, and resuming would mix them; nothing was "
+                    "changed. Use another output path"
+                )
+            done |= sink.done
     return done
+
+
+def done_keys(path: Path, key_field: str) -> set[str]:
+    """Keys already written to ``path`` or its shards (complete lines)."""
+    return {k for f in [path, *shard_files(path)] if f.is_file() for k in _lines(f, key_field)}
 
 
 # ---------------------------------------------------------------------------------------
@@ -135,17 +174,21 @@ def run_worker(
     appended = 0
     bar = tqdm(total=sum(map(len, todo)), desc=f"{path.stem} [{worker + 1}/{workers}]",
                unit="item", disable=not (job.progress or sys.stderr.isatty()))  # fmt: skip
-    with bar, ResumableJSONL(shard_path(path, worker, workers), key=job.key_field) as sink:
+    with bar, _open(job, shard_path(path, worker, workers), path) as sink:
         for batch in todo:
             records = job.handle(backend, [payload for _, payload in batch])
             if len(records) != len(batch):
                 raise RuntimeError(f"{len(records)} records for a batch of {len(batch)} items")
             for (key, _), record in zip(batch, records, strict=True):
                 if key not in done and key not in sink.done:
-                    sink.append({job.key_field: key, **record})
+                    sink.append({job.key_field: key, **record, **_fingerprint(job, key)})
                     appended += 1
             bar.update(len(batch))
     return appended
+
+
+def _fingerprint(job: ShardJob, key: str) -> dict[str, Any]:
+    return {} if job.fingerprints is None else {job.fingerprint_field: job.fingerprints[key]}
 
 
 def _worker_main(job: ShardJob, path: Path, worker: int, workers: int, done: set[str],
@@ -186,13 +229,15 @@ def run_sharded(
     workers: int = 1,
     devices_per_worker: int = 1,
     backend: Backend | None = None,
+    done: set[str] | None = None,
 ) -> None:
     """Run ``job`` into ``path`` with ``workers`` processes, then merge; see the module
     docstring. This process is worker 0 (with ``backend`` if given: a caller that already
-    holds one); workers 1..W-1 are spawned. Raises naming the workers that failed."""
+    holds one); workers 1..W-1 are spawned. ``done``: what ``check_files`` returned, for a
+    caller that checked first. Raises naming the workers that failed."""
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    done = done_keys(path, job.key_field)
+    done = check_files(job, path) if done is None else done
     if workers == 1:
         run_worker(job, path, 0, 1, done, backend)
     elif any(key not in done for group in job.groups for key, _ in group):

@@ -4,7 +4,7 @@
 
 Every field is documented where it is declared. Unknown keys and wrong types are rejected
 (dacite, strict), and contradictions between fields are rejected in ``__post_init__`` before
-any model is loaded. The resolved config is written into the run folder by ``srjudge.loop.run``.
+any model is loaded. The resolved config is written into the run folder by ``loop.rundir``.
 """
 
 from __future__ import annotations

@@ -4,47 +4,38 @@
     from srjudge.loop.run import run
     run(load_config("configs/demo.yaml"))
 
+    srjudge run configs/demo.yaml
+
 data -> SFT (pointwise, pairwise) -> merge -> for each iteration (sample -> curate -> DPO) ->
-evaluation -> report. Run folder layout (``RUN`` = ``cfg.directory``)::
-
-    RUN/config.yaml                      resolved config (a rerun must match it)
-    RUN/stages/NN_<name>/stage.json      provenance: inputs, outputs, counts, seconds, versions;
-                                         written last, so its existence means the stage finished
-    RUN/stages/00_data/{pointwise,pairwise,heldout}.jsonl
-    RUN/stages/NN_sft_pointwise/model/   save_pretrained directories (+ train_log.jsonl)
-    RUN/stages/NN_iter1_sample/judgments.jsonl   one line per input, appended as produced
-    RUN/stages/NN_iter1_curate/pairs.jsonl
-    RUN/stages/NN_iter1_dpo/model/
-    RUN/stages/NN_eval_<model>/metrics.json, predictions.jsonl
-    RUN/report.md, RUN/report.html
-
-A rerun skips every stage whose ``stage.json`` exists and continues an interrupted one:
-sampling and meta-judging append to resumable JSONL files keyed by example id; training
-resumes from its last checkpoint (``srjudge.training.common``). A ``launch`` section runs the
-training stages under ``accelerate launch`` and splits sampling and evaluation over worker
-processes (``srjudge.loop.launch``, ``srjudge.judging.shards``; docs/SCALING.md).
+evaluation -> report, each stage in its own folder of the run folder (``loop.rundir`` has the
+layout). A rerun skips every stage whose ``stage.json`` exists and continues an interrupted
+one: sampling and meta-judging append to resumable JSONL files keyed by example id; training
+resumes from its last checkpoint (``srjudge.training.common``). Which model each stage leaves
+as J_SFT or the current judge J_t is declared on the stage (``Stage.becomes``). A ``launch``
+section runs the training stages under ``accelerate launch`` and splits sampling and
+evaluation over worker processes (``srjudge.loop.launch``, ``srjudge.judging.shards``;
+docs/SCALING.md).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import platform
 import time
 from dataclasses import asdict
 from functools import partial
-from pathlib import Path
 
 from srjudge.judging.backends import load_backend
 from srjudge.loop.config import RunConfig
 from srjudge.loop.launch import follow
 from srjudge.loop.rundir import (
     check_config,
-    library_versions,
+    read_stage,
+    run_report,
+    stage_dir,
     template_provenance,
-    write_json_atomic,
+    write_stage,
 )
-from srjudge.loop.stages import BackendFactory, RunState, Stage, plan
+from srjudge.loop.stages import BackendFactory, RunState, plan
 
 log = logging.getLogger("srjudge.loop")
 
@@ -54,9 +45,6 @@ def default_backend_factory(cfg: RunConfig) -> BackendFactory:
     sampling workers build their own."""
     options = cfg.launch.engine_options if cfg.launch is not None else {}
     return partial(load_backend, cfg.backend, **options)
-
-
-TRAINING_STAGES = ("sft_pointwise", "sft_pairwise", "_dpo", "_best_of_n_sft")
 
 
 def run(
@@ -70,50 +58,38 @@ def run(
     With ``launch.machine_rank`` > 0 this machine only joins machine 0's training launches
     (``srjudge.loop.launch.follow``) and the state has no outputs."""
     run_dir = cfg.directory
-    state = RunState(cfg, run_dir, backend_factory or default_backend_factory(cfg))
+    state = RunState(cfg, run_dir, backend_factory or default_backend_factory(cfg), plan(cfg))
     if cfg.launch is not None and cfg.launch.machine_rank > 0:
-        follow(cfg, [d for d, stage in _stage_dirs(cfg) if stage.name.endswith(TRAINING_STAGES)])
+        follow(
+            cfg, [stage_dir(run_dir, i, s.name) for i, s in enumerate(state.stages) if s.launched]
+        )
         return state
     check_config(cfg, run_dir, allow_config_change)
-    state.current_model = cfg.model
-    state.sft_model = cfg.model
+    state.current_model = state.sft_model = cfg.model
     templates = template_provenance()
-    for d, stage in _stage_dirs(cfg):
-        done = d / "stage.json"
-        if done.exists():
-            record = json.loads(done.read_text())
+    for i, stage in enumerate(state.stages):
+        d = stage_dir(run_dir, i, stage.name)
+        record = read_stage(d)
+        if record is not None:
             log.info("stage %s: done, skipped", stage.name)
         else:
             d.mkdir(parents=True, exist_ok=True)
             log.info("stage %s: running in %s", stage.name, d)
             started = time.time()
-            record = {"stage": stage.name, "dir": d.name, "seed": cfg.seed, **stage.fn(state, d)}
-            record.update(
-                started=started,
-                seconds=round(time.time() - started, 2),
-                templates=templates,
-                versions=library_versions(),
-                host=platform.node(),
-            )
+            outputs = stage.fn(state, d)
             if cfg.launch is not None:
-                record["launch"] = asdict(cfg.launch)
-            write_json_atomic(done, record)
+                outputs["launch"] = asdict(cfg.launch)
+            record = write_stage(
+                d,
+                stage.name,
+                outputs,
+                seed=cfg.seed,
+                config=stage.config,
+                started=started,
+                templates=templates,
+            )
         record["dir"] = d.name
-        state.outputs[stage.name] = record
-        if stage.name == "merge" or (stage.name.startswith("sft_") and not _merges(cfg)):
-            state.sft_model = state.current_model = record["model"]
-        elif stage.name.endswith(("_dpo", "_best_of_n_sft")):
-            state.current_model = record["model"]
+        state.adopt(stage, record)
     if cfg.report and cfg.eval.benchmarks:
-        from srjudge.evaluation.report import write_report
-
-        write_report(run_dir, run_dir)
+        run_report(run_dir, run_dir)
     return state
-
-
-def _stage_dirs(cfg: RunConfig) -> list[tuple[Path, Stage]]:
-    return [(cfg.directory / "stages" / f"{i:02d}_{s.name}", s) for i, s in enumerate(plan(cfg))]
-
-
-def _merges(cfg: RunConfig) -> bool:
-    return cfg.sft_pointwise.enabled and cfg.sft_pairwise.enabled

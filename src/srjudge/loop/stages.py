@@ -15,11 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from srjudge.judging.backends import Backend, SamplingParams
 from srjudge.judging.sampling import load_judgments, sample_to_file, select_inputs
 from srjudge.loop.config import DataSource, IterationConfig, RunConfig
+from srjudge.loop.rundir import DATA_STAGE, STAGES, eval_stage_name
 from srjudge.records import (
     Example,
     Judgment,
@@ -43,6 +44,16 @@ class Stage:
     name: str
     fn: Callable[[RunState, Path], dict[str, Any]]
     """Does the work in the stage folder; returns outputs/counts for stage.json."""
+    config: Any = None
+    """The config section the stage runs with (snapshotted into its stage.json)."""
+    produces_model: bool = False
+    """The stage writes a model (``"model"`` in its record): SFT, merge, iteration training."""
+    becomes: Literal["sft", "current"] | None = None
+    """What its model becomes: ``"sft"`` = J_SFT, also the current judge; ``"current"`` = the
+    judge J_t the next stages start from; None = neither (an SFT stage before the merge)."""
+    launched: bool = False
+    """It trains (SFT, DPO): with a ``launch`` section it runs under ``accelerate launch``,
+    which the other machines join (``srjudge.loop.launch``)."""
 
 
 @dataclass
@@ -50,11 +61,25 @@ class RunState:
     cfg: RunConfig
     run_dir: Path
     backend_factory: BackendFactory
+    stages: list[Stage] = field(default_factory=list)
+    """The plan being run."""
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     """stage name -> the dict its stage.json recorded (read back for finished stages)."""
     current_model: str = ""
     """The judge J_t that the next stage starts from."""
     sft_model: str = ""
+
+    def stage_path(self, name: str) -> Path:
+        """The folder of stage ``name``, which has run (or been found finished) already."""
+        return self.run_dir / STAGES / self.outputs[name]["dir"]
+
+    def adopt(self, stage: Stage, record: dict[str, Any]) -> None:
+        """Record a finished stage; its model becomes J_SFT or J_t as the stage declares."""
+        self.outputs[stage.name] = record
+        if stage.becomes is not None:
+            self.current_model = record["model"]
+        if stage.becomes == "sft":
+            self.sft_model = record["model"]
 
 
 # ---------------------------------------------------------------------------------------
@@ -127,7 +152,7 @@ def _short(examples: list[Example], max_chars: int | None) -> list[Example]:
 
 
 def _examples(state: RunState, kind: str) -> list[Example]:
-    path = state.run_dir / "stages" / state.outputs["data"]["dir"] / f"{kind}.jsonl"
+    path = state.stage_path(DATA_STAGE) / f"{kind}.jsonl"
     return [example_from_dict(d) for d in read_jsonl(path)]
 
 
@@ -215,7 +240,7 @@ def _curate_stage(
         from srjudge.training.curate import curate_all
         from srjudge.training.metajudge import meta_judge_inputs, meta_params
 
-        sample_dir = state.run_dir / "stages" / state.outputs[sample_name]["dir"]
+        sample_dir = state.stage_path(sample_name)
         examples = {d["id"]: example_from_dict(d) for d in read_jsonl(sample_dir / "inputs.jsonl")}
         judged = dict(load_judgments(sample_dir / "judgments.jsonl"))
         extras = meta_judge_inputs(
@@ -244,7 +269,7 @@ def _train_stage(
     def stage(state: RunState, out: Path) -> dict[str, Any]:
         if it.method == "best_of_n_sft":
             return _best_of_n(state, it, sample_name, out)
-        curate_dir = state.run_dir / "stages" / state.outputs[curate_name]["dir"]
+        curate_dir = state.stage_path(curate_name)
         pairs = [pair_from_dict(d) for d in read_jsonl(curate_dir / "pairs.jsonl")]
         if not pairs:
             # Nothing to learn from: J_t carries over unchanged, and says so loudly.
@@ -285,7 +310,7 @@ def _best_of_n(state: RunState, it: IterationConfig, sample_name: str, out: Path
     """Best-of-N baseline: SFT on the sampled judgments whose verdict equals the gold."""
     from srjudge.training.curate import gold_verdict
 
-    sample_dir = state.run_dir / "stages" / state.outputs[sample_name]["dir"]
+    sample_dir = state.stage_path(sample_name)
     examples = {d["id"]: example_from_dict(d) for d in read_jsonl(sample_dir / "inputs.jsonl")}
     rows: list[Example] = []
     for ex_id, judgments in load_judgments(sample_dir / "judgments.jsonl"):
@@ -315,7 +340,7 @@ def _eval_stage(label: str) -> Callable[[RunState, Path], dict[str, Any]]:
 
         model = _model_for(state, label)
         ev = state.cfg.eval
-        heldout = state.run_dir / "stages" / state.outputs["data"]["dir"] / "heldout.jsonl"
+        heldout = state.stage_path(DATA_STAGE) / "heldout.jsonl"
         train = [*_examples(state, "pointwise"), *_examples(state, "pairwise")]
         result = evaluate(
             state.backend_factory(model),
@@ -362,29 +387,40 @@ def _model_for(state: RunState, label: str) -> str:
 
 def plan(cfg: RunConfig) -> list[Stage]:
     """The ordered stages of a run; names are stable, so a rerun finds its finished stages."""
-    stages = [Stage("data", stage_data)]
-    if cfg.sft_pointwise.enabled:
-        stages.append(Stage("sft_pointwise", _sft_stage("pointwise")))
-    if cfg.sft_pairwise.enabled:
-        stages.append(Stage("sft_pairwise", _sft_stage("pairwise")))
-    if cfg.sft_pointwise.enabled and cfg.sft_pairwise.enabled:
-        stages.append(Stage("merge", stage_merge))
+    stages = [Stage(DATA_STAGE, stage_data, cfg.data)]
+    merges = cfg.sft_pointwise.enabled and cfg.sft_pairwise.enabled
+    for kind in ("pointwise", "pairwise"):
+        sft = getattr(cfg, f"sft_{kind}")
+        if sft.enabled:
+            stage = Stage(f"sft_{kind}", _sft_stage(kind), sft, produces_model=True, launched=True)
+            stage.becomes = None if merges else "sft"
+            stages.append(stage)
+    if merges:
+        stages.append(Stage("merge", stage_merge, cfg.merge, produces_model=True, becomes="sft"))
     for t, it in enumerate(cfg.iterations, 1):
-        sample, curate, train = f"iter{t}_sample", f"iter{t}_curate", f"iter{t}_{it.method}"
-        stages.append(Stage(sample, _sample_stage(t, it)))
+        sample, curate, train = f"iter{t}_sample", f"iter{t}_curate", training_stage_name(t, it)
+        stages.append(Stage(sample, _sample_stage(t, it), it.sample))
         if it.method == "dpo":
-            stages.append(Stage(curate, _curate_stage(t, it, sample)))
-        stages.append(Stage(train, _train_stage(t, it, curate, sample)))
+            stages.append(Stage(curate, _curate_stage(t, it, sample), it.curation))
+        train_fn = _train_stage(t, it, curate, sample)
+        stages.append(
+            Stage(train, train_fn, it, produces_model=True, becomes="current", launched=True)
+        )
     for label in eval_labels(cfg):
-        stages.append(Stage(f"eval_{label}", _eval_stage(label)))
+        stages.append(Stage(eval_stage_name(label), _eval_stage(label), cfg.eval))
     return stages
+
+
+def training_stage_name(t: int, it: IterationConfig) -> str:
+    """``iter<t>_<method>``: the stage that trains J_t (also its label in evaluations)."""
+    return f"iter{t}_{it.method}"
 
 
 def eval_labels(cfg: RunConfig) -> list[str]:
     """Model labels to evaluate: 'seed', 'sft', and each iteration's training stage name."""
     if not cfg.eval.benchmarks:
         return []
-    iters = [f"iter{t}_{it.method}" for t, it in enumerate(cfg.iterations, 1)]
+    iters = [training_stage_name(t, it) for t, it in enumerate(cfg.iterations, 1)]
     labels: list[str] = []
     for m in cfg.eval.models:
         if m == "seed":

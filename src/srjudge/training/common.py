@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from srjudge.paths import refuse_foreign_dir, refuse_same_paths
 from srjudge.records import Message
 from srjudge.training.distributed import Ranks, agree, barrier, ranks_of
 from srjudge.training.settings import CommonSettings, TrainResult
@@ -302,6 +303,22 @@ def note_repeated_rows(counts: dict[str, int], args: Any, ranks: Ranks) -> None:
                 counts["rows"], ranks.count, args.per_device_train_batch_size, repeated,
                 ranks.count * args.per_device_train_batch_size,
             )  # fmt: skip
+
+
+_MODEL_OUT_MARKERS = (PROVENANCE_FILE, CHECKPOINT_DIR, "srjudge_merge.json", "srjudge_model.json")
+
+
+def check_out_dir(out_dir: str | Path, **models: str | None) -> None:
+    """Refuse, before a model loads: an ``out_dir`` that is one of the input ``models``
+    (``model=path, ref_model=path``), or a non-empty folder srjudge did not write a model to."""
+    inputs = {f"--{k.replace('_', '-')}": v for k, v in models.items() if v is not None}
+    refuse_same_paths(inputs, {"--out": out_dir})
+    refuse_foreign_dir(
+        out_dir,
+        "--out",
+        "a model folder written by srjudge",
+        lambda d: any((d / name).exists() for name in _MODEL_OUT_MARKERS),
+    )
 
 
 def prepare_out(out_dir: str | Path, fingerprint: str, args: Any) -> OutDir:

@@ -30,6 +30,7 @@ from srjudge.training.common import (
     CHECKPOINT_DIR,
     OutDir,
     assistant_message,
+    check_out_dir,
     fit_rows,
     inputs_fingerprint,
     load_for_training,
@@ -97,6 +98,7 @@ def run_dpo(
     ref_path = None if ref_model is None else resolve_model(ref_model)
     if ref_path is not None and _same_model(ref_path, path):
         ref_path = None
+    check_out_dir(out_dir, model=path, ref=ref_path)
     policy, tokenizer = load_for_training(path)
     rows, counts = fit_rows(dpo_rows(pairs), tokenizer, settings.max_length, ("chosen", "rejected"))
     counts = {"pairs": len(pairs), "rows": len(rows), **counts}

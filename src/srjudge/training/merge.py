@@ -38,6 +38,8 @@ from pathlib import Path
 
 from safetensors import safe_open
 
+from srjudge.paths import refuse_foreign_dir
+
 PROVENANCE_FILE = "srjudge_merge.json"
 SHAPE_KEYS = (
     "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
@@ -184,6 +186,12 @@ def _copy_side_files(src: Path, out: Path) -> list[str]:
     return copied
 
 
+def _is_merge_out(out: Path) -> bool:
+    """A folder srjudge wrote a model to (a merge, training, or a converted model)."""
+    names = (PROVENANCE_FILE, "srjudge_train.json", "srjudge_model.json")
+    return any((out / name).is_file() for name in names)
+
+
 def linear_merge(model_a: str, model_b: str, out_dir: str | Path, *, weight: float = 0.5) -> Path:
     """Write ``weight * A + (1 - weight) * B`` into ``out_dir`` (A's config and tokenizer).
 
@@ -212,6 +220,7 @@ def linear_merge(model_a: str, model_b: str, out_dir: str | Path, *, weight: flo
     _check_tensors(shapes_a, shapes_b)
 
     out = Path(out_dir)
+    refuse_foreign_dir(out, "--out", "a merged model written by srjudge", _is_merge_out)
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob("*.safetensors*"):
         stale.unlink()

@@ -14,7 +14,9 @@ returns plain values that ``srjudge.training.curate`` turns into pairs:
 
 ``*_many`` do the same for several inputs at once. ``meta_judge_inputs`` is the meta-judge
 step of a curation run, the one path that both the loop's curate stage and ``srjudge curate``
-take: batched, and resumable through a JSONL file next to the pairs.
+take: batched, and resumable through a JSONL file next to the pairs (a rerun with another
+meta-judge model or parameters, or with changed inputs or judgments, is refused: the file's
+settings and a hash of each input's example and judgments are checked).
 
 An answer that never parses stays ``None`` (or is dropped): it is never given a default
 rating, and ``curate`` counts it (``CurationStats.meta_failures``).
@@ -22,6 +24,7 @@ rating, and ``curate`` counts it (``CurationStats.meta_failures``).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -38,7 +41,15 @@ from srjudge.judging.parsing import (
 )
 from srjudge.judging.prompts import meta_rating_prompt, rationale_meta_prompt, reversal_prompt
 from srjudge.judging.sampling import batched
-from srjudge.records import Example, Judgment, Message, PointwiseExample, read_jsonl, to_dict
+from srjudge.records import (
+    Example,
+    Judgment,
+    Message,
+    PointwiseExample,
+    example_hash,
+    read_jsonl,
+    to_dict,
+)
 from srjudge.resume import ResumableJSONL
 from srjudge.training.curate import STRATEGIES, usable
 
@@ -236,6 +247,7 @@ def meta_judge_inputs(
     path: Path,
     *,
     batch_size: int | None = None,
+    model: str | None = None,
 ) -> dict[str, dict[str, Any]]:
     """The keyword inputs ``curate`` needs for ``strategy``, per example id (``{}`` when it
     needs none): ``{"ratings": [...]}``, ``{"best_worst": BestWorst | None}`` or
@@ -245,21 +257,33 @@ def meta_judge_inputs(
     is produced, so a killed run continues where it stopped; ids in ``judged`` but not in
     ``examples`` are skipped. The backend (a model load) is made only when work is left;
     ``batch_size`` inputs (default: the backend's ``inputs_per_call``) share each
-    ``generate`` round.
+    ``generate`` round. ``model`` names the meta-judge for the settings a rerun must match.
     """
     needs = STRATEGIES[strategy].needs
     if not needs:
         return {}
     (need,) = needs
-    with ResumableJSONL(path, key="example_id") as sink:
+    settings = {"need": need, "model": model, "params": to_dict(params)}
+    with ResumableJSONL(
+        path, key="example_id", settings=settings, fingerprint="input_sha256"
+    ) as sink:
+        hashes = {i: _item_hash(examples[i], judged[i]) for i in judged if i in examples}
+        sink.refuse_changed(hashes)
         todo = [i for i in judged if i in examples and i not in sink.done]
         if todo:
             backend = make_backend()
             for chunk in batched(todo, batch_size or backend.inputs_per_call):
                 items = [(examples[i], judged[i]) for i in chunk]
                 for ex_id, value in zip(chunk, _CALLS[need](backend, items, params), strict=True):
-                    sink.append({"example_id": ex_id, need: _jsonable(value)})
+                    row = {"example_id": ex_id, need: _jsonable(value)}
+                    sink.append(row | {"input_sha256": hashes[ex_id]})
     return read_meta_judge_inputs(path)
+
+
+def _item_hash(example: Example, judgments: Sequence[Judgment]) -> str:
+    """What a meta-judge answer was made from: the example and the judgments' texts."""
+    text = example_hash(example) + "".join(f"\n{j.raw}" for j in judgments)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _jsonable(value: Any) -> Any:
@@ -271,6 +295,7 @@ def read_meta_judge_inputs(path: Path) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for row in read_jsonl(path):
         ex_id = row.pop("example_id")
+        row.pop("input_sha256", None)
         if row.get("best_worst") is not None:
             row["best_worst"] = BestWorst(**row["best_worst"])
         out[ex_id] = row

@@ -27,6 +27,7 @@ from srjudge.records import Example, PairwiseExample
 from srjudge.training.common import (
     CHECKPOINT_DIR,
     assistant_message,
+    check_out_dir,
     fit_rows,
     inputs_fingerprint,
     load_for_training,
@@ -127,6 +128,7 @@ def run_sft(
     settings = settings or SFTSettings()
     started = time.time()
     path = resolve_model(model)
+    check_out_dir(out_dir, model=path)
     rows, counts, template_ids = _sft_rows_counted(examples, score_only)
     policy, tokenizer = load_for_training(path)
     rows, fit_counts = fit_rows(rows, tokenizer, settings.max_length, ("completion",))

@@ -267,7 +267,11 @@ def sample_to_file(
         batch_size=batch_size,
         settings=settings,
         fingerprints={ex.id: example_hash(ex) for ex in inputs},
-        only_these=True,
+        others_refused=(
+            "judgments of {n} input(s) not selected now ({shown}): it was started on other "
+            "inputs (another --input, --count, --fraction or --seed), and resuming would mix "
+            "them; nothing was changed. Use another output path"
+        ),
     )
     done = check_files(job, path)
     if inputs_path is not None:

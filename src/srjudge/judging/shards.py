@@ -71,8 +71,9 @@ class ShardJob:
     """key -> the hash of the item's input, written into each record (``fingerprint_field``)
     and checked on resume: an item whose input changed under the same key is refused."""
     fingerprint_field: str = "input_sha256"
-    only_these: bool = False
-    """Refuse files that hold records of items not in this job (another selection)."""
+    others_refused: str | None = None
+    """Refuse files that hold records of items not in this job (another selection), saying
+    ``f"{file} holds " + others_refused.format(n=count, shown=some_keys)``."""
 
 
 def plan_batches(groups: Sequence[Sequence[Item]], size: int) -> list[list[Item]]:
@@ -125,7 +126,7 @@ def _open(job: ShardJob, f: Path, path: Path) -> ResumableJSONL:
 
 def check_files(job: ShardJob, path: Path) -> set[str]:
     """Open the shards, then ``path`` (created if absent): settings, changed inputs and, with
-    ``only_these``, records of other items are refused before anything is written; a torn
+    ``others_refused``, records of other items are refused before anything is written; a torn
     last line is dropped. Returns the keys already done."""
     keys = {key for group in job.groups for key, _ in group}
     done: set[str] = set()
@@ -134,12 +135,10 @@ def check_files(job: ShardJob, path: Path) -> set[str]:
             if job.fingerprints is not None:
                 sink.refuse_changed(job.fingerprints)
             other = sorted(sink.done - keys)
-            if job.only_these and other:
+            if job.others_refused is not None and other:
                 shown = ", ".join(repr(k) for k in other[:3]) + (", ..." if len(other) > 3 else "")
                 raise UserError(
-                    f"{f} holds records of {len(other)} item(s) not selected now ({shown}): it "
-                    "was started on other inputs, and resuming would mix them; nothing was "
-                    "changed. Use another output path"
+                    f"{f} holds " + job.others_refused.format(n=len(other), shown=shown)
                 )
             done |= sink.done
     return done

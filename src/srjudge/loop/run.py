@@ -58,13 +58,13 @@ def run(
     With ``launch.machine_rank`` > 0 this machine only joins machine 0's training launches
     (``srjudge.loop.launch.follow``) and the state has no outputs."""
     run_dir = cfg.directory
-    state = RunState(cfg, run_dir, backend_factory or default_backend_factory(cfg), plan(cfg))
+    factory = backend_factory or default_backend_factory(cfg)
     if cfg.launch is not None and cfg.launch.machine_rank > 0:
-        follow(
-            cfg, [stage_dir(run_dir, i, s.name) for i, s in enumerate(state.stages) if s.launched]
-        )
-        return state
+        stages = plan(cfg)
+        follow(cfg, [stage_dir(run_dir, i, s.name) for i, s in enumerate(stages) if s.launched])
+        return RunState(cfg, run_dir, factory, stages)
     check_config(cfg, run_dir, allow_config_change)
+    state = RunState(cfg, run_dir, factory, plan(cfg))
     state.current_model = state.sft_model = cfg.model
     templates = template_provenance()
     for i, stage in enumerate(state.stages):

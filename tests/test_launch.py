@@ -223,3 +223,26 @@ def test_engine_options_reach_each_workers_backend():
     factory = pickle.loads(pickle.dumps(default_backend_factory(cfg)))  # as a worker gets it
     backend = factory("m")
     assert backend.generate([[Message("user", "q")]], SamplingParams()) == [["Ok. [RESULT] 5"]]
+
+
+def test_the_rank_audit_records_python_writes_of_other_ranks(tmp_path):
+    """The helper behind test_distributed's 'only rank 0 writes' sees what it must."""
+    import os
+    import subprocess
+    import sys
+
+    watched = tmp_path / "run"
+    watched.mkdir()
+    (watched / "existing").mkdir()
+    code = ("import os, pathlib; d = pathlib.Path(os.environ['SRJUDGE_AUDIT_DIR']); "
+            "(d / 'model.json').write_text('{}'); os.makedirs(d / 'existing', exist_ok=True); "
+            "os.mkdir(d / ('new' + os.environ['RANK'])); "
+            "open(d / 'model.json').read()")  # fmt: skip
+    audit = Path(__file__).parent / "rank_audit"
+    for rank in ("1", "0"):
+        env = {**os.environ, "RANK": rank, "PYTHONPATH": str(audit),
+               "SRJUDGE_AUDIT_DIR": str(watched),
+               "SRJUDGE_AUDIT_LOG": str(tmp_path / "a")}  # fmt: skip
+        subprocess.run([sys.executable, "-c", code], env=env, check=True)
+    (log,) = tmp_path.glob("a.1.*")  # rank 0 is not audited
+    assert log.read_text().splitlines() == ["open model.json", "os.mkdir new1"]

@@ -8,6 +8,9 @@
 Rows: ``{"prompt": [...], "chosen": [assistant], "rejected": [assistant]}``, the prompt being
 exactly what the judge saw when it sampled. Output directory and resume:
 ``srjudge.training.common``.
+
+Several processes: the same call under ``accelerate launch`` / ``torchrun`` (``torchrun
+--nproc_per_node 2 -m srjudge.cli dpo ...``; ``srjudge.training.distributed``).
 """
 
 from __future__ import annotations

@@ -10,6 +10,9 @@ Rows are conversational prompt-completion: ``{"prompt": [system, user], "complet
 model's own chat template, so training sees exactly the prompt sampling renders
 (``judge_prompt``), and with ``completion_only_loss=True`` the loss is on the judgment only.
 Output directory and resume: ``srjudge.training.common``.
+
+Several processes: the same call under ``accelerate launch`` / ``torchrun`` (``torchrun
+--nproc_per_node 2 -m srjudge.cli sft ...``; ``srjudge.training.distributed``).
 """
 
 from __future__ import annotations

@@ -85,3 +85,24 @@ def test_separate_reference_is_freed_once_precomputed(tmp_path, tiny_model_dir, 
     assert len(refs) == 2  # policy, then the reference
     assert watch.alive_at_start is False
     assert result.counts["rows"] == 2
+
+
+@pytest.mark.parametrize(
+    "engine, share, expected",
+    [("NO", True, "SharedPromptDPOTrainer"), ("MULTI_CPU", True, "SharedPromptDPOTrainer"),
+     ("FSDP", True, "DPOTrainer (share_prompt off under FSDP)"),
+     ("DEEPSPEED", True, "DPOTrainer (share_prompt off under DEEPSPEED)"),
+     ("NO", False, "DPOTrainer (share_prompt off)")],
+)  # fmt: skip
+def test_shared_prompt_trainer_only_where_it_is_tested(engine, share, expected, caplog):
+    from types import SimpleNamespace
+
+    from accelerate.utils import DistributedType
+
+    from srjudge.training.dpo import _trainer_class
+
+    config = SimpleNamespace(distributed_state=SimpleNamespace(
+        distributed_type=DistributedType(engine)))  # fmt: skip
+    cls, note = _trainer_class(DPOSettings(share_prompt=share), config)
+    assert note == expected and cls.__name__ == expected.split()[0]
+    assert ("share_prompt: off under" in caplog.text) == (engine in ("FSDP", "DEEPSPEED"))

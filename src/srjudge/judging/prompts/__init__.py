@@ -43,6 +43,13 @@ Choices where the paper's text is garbled or safety-specific:
 * A.1.5's closing line says "(write a rationale for criteria)" although the reversal prompt
   has no criteria; both of its format lines say "(write a rationale) [RESULT] (1-5)" here.
 
+Text under judgment is data: before rendering, every string in every variable goes through
+``judging.neutralize.neutralize``, which breaks chat control tokens (``<|im_end|>``) and the
+delimiters these templates and the parsers rely on (``<END RESPONSE>``, ``[RESULT]``,
+``Judgment Rating:``, ``ITEM2``, ``assistant:`` turn lines, the ``###`` headings) with a zero
+width space after their first character, so a response cannot close its block or forge a turn
+or a verdict. The templates themselves are never changed.
+
 Rendering keeps templates verbatim (``keep_trailing_newline``, no autoescape, explicit
 ``{%- ... %}`` whitespace control); only the file's final newline is removed from each message,
 since the chat template supplies the turn separators. ``template_hash`` covers both files, so a
@@ -58,6 +65,7 @@ from typing import Any, Literal
 
 import jinja2
 
+from srjudge.judging.neutralize import neutralize_value
 from srjudge.records import Example, Message, PairwiseExample, PointwiseExample, Rubric
 
 TEMPLATE_IDS: tuple[str, ...] = (
@@ -103,10 +111,13 @@ def _rubric_vars(rubric: Any) -> Any:
 def render_messages(template_id: str, **variables: Any) -> list[Message]:
     """Render a template into ``[system, user]`` messages; a missing variable raises.
 
+    Every variable is data: its delimiters are neutralised first (``judging.neutralize``).
+
     Raises ``ValueError`` for an unknown id and ``jinja2.UndefinedError`` for a missing variable.
     """
     if "rubric" in variables:
         variables["rubric"] = _rubric_vars(variables["rubric"])
+    variables = {name: neutralize_value(value) for name, value in variables.items()}
     env = _env()
     out = []
     for part, name in zip(_PARTS, template_files(template_id), strict=True):

@@ -11,7 +11,6 @@ import jinja2
 import pytest
 
 from srjudge.judging import prompts
-from srjudge.judging.neutralize import MARK, neutralize
 from srjudge.records import Message, PairwiseExample, PointwiseExample, Rubric
 
 RUBRIC = Rubric(
@@ -95,7 +94,7 @@ def test_renders_system_and_user(template_id, variables):
     user = messages[1].content
     for key in ("response", "response_1", "response_2", "judgment"):
         if key in variables:
-            assert neutralize(variables[key]) in user  # data is neutralised (test_hostile_text)
+            assert variables[key] in user
     if "rubric" in variables:
         assert RUBRIC.criteria in user
         assert all(f"- Score {i}: {d}" in user for i, d in enumerate(RUBRIC.score_descriptions, 1))
@@ -180,7 +179,7 @@ def test_reference_answer_only_when_given(template_id):
 
 def test_meta_prompts_pointwise_and_pairwise():
     user = prompts.meta_rating_prompt(POINTWISE, "Polite. [RESULT] 4")[1].content
-    assert f"<BEGIN JUDGMENT>\nPolite. [{MARK}RESULT] 4\n<END JUDGMENT>" in user
+    assert "<BEGIN JUDGMENT>\nPolite. [RESULT] 4\n<END JUDGMENT>" in user
     assert user.endswith("Judgment Rating: <judgment rating>")
     system, user = prompts.meta_rating_prompt(PAIRWISE, "R1. [RESULT] 1")
     assert "RESPONSE 1" in system.content and "<BEGIN RESPONSE 2>" in user.content

@@ -44,11 +44,12 @@ Choices where the paper's text is garbled or safety-specific:
   has no criteria; both of its format lines say "(write a rationale) [RESULT] (1-5)" here.
 
 Text under judgment is data: before rendering, every string in every variable goes through
-``judging.neutralize.neutralize``, which breaks chat control tokens (``<|im_end|>``) and the
-delimiters these templates and the parsers rely on (``<END RESPONSE>``, ``[RESULT]``,
-``Judgment Rating:``, ``ITEM2``, ``assistant:`` turn lines, the ``###`` headings) with a zero
-width space after their first character, so a response cannot close its block or forge a turn
-or a verdict. The templates themselves are never changed.
+``judging.neutralize.neutralize``, which breaks chat control tokens (``<|im_end|>``),
+``assistant:`` turn lines and the other delimiters the template relies on (``<END RESPONSE>``,
+``[RESULT]``, ``Judgment Rating:``, ``ITEM2``, the ``###`` headings: those found in its files)
+with a zero width space after their first character, so a response cannot close its block or
+forge a turn or a verdict. A judgment shown to a meta-judge keeps its ``[RESULT]``: that
+template has no such delimiter. The templates themselves are never changed.
 
 Rendering keeps templates verbatim (``keep_trailing_newline``, no autoescape, explicit
 ``{%- ... %}`` whitespace control); only the file's final newline is removed from each message,
@@ -65,7 +66,7 @@ from typing import Any, Literal
 
 import jinja2
 
-from srjudge.judging.neutralize import neutralize_value
+from srjudge.judging.neutralize import delimiters_of, neutralize_value
 from srjudge.records import Example, Message, PairwiseExample, PointwiseExample, Rubric
 
 TEMPLATE_IDS: tuple[str, ...] = (
@@ -102,6 +103,12 @@ def template_files(template_id: str) -> list[str]:
     return [f"{template_id}.{part}.j2" for part in _PARTS]
 
 
+@functools.cache
+def _delimiters(template_id: str) -> tuple[str, ...]:
+    """The delimiters neutralised in this template's variables (``neutralize.delimiters_of``)."""
+    return delimiters_of("\n".join((_FOLDER / f).read_text() for f in template_files(template_id)))
+
+
 def _rubric_vars(rubric: Any) -> Any:
     if isinstance(rubric, Rubric):
         return {"criteria": rubric.criteria, "items": rubric.items()}
@@ -117,7 +124,8 @@ def render_messages(template_id: str, **variables: Any) -> list[Message]:
     """
     if "rubric" in variables:
         variables["rubric"] = _rubric_vars(variables["rubric"])
-    variables = {name: neutralize_value(value) for name, value in variables.items()}
+    names = _delimiters(template_id)
+    variables = {name: neutralize_value(value, names) for name, value in variables.items()}
     env = _env()
     out = []
     for part, name in zip(_PARTS, template_files(template_id), strict=True):

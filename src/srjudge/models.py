@@ -238,10 +238,10 @@ _TRUE = ("1", "ON", "YES", "TRUE")
 
 
 def _offline() -> bool:
-    from huggingface_hub import constants
-
+    """``HF_HUB_OFFLINE`` or ``TRANSFORMERS_OFFLINE`` set (read now, as the hub library reads
+    them: 1, ON, YES or TRUE)."""
     env = (os.environ.get(v, "").upper() for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
-    return constants.HF_HUB_OFFLINE or any(value in _TRUE for value in env)
+    return any(value in _TRUE for value in env)
 
 
 def _looks_like_path(name: str) -> bool:

@@ -55,8 +55,8 @@ DELIMITERS: dict[str, re.Pattern[str]] = {
     ),
     # the section headings of meta_judge_rating (### Final Step: ...)
     "section heading": re.compile(
-        r"#+[ \t]*(?:important definitions|instructions|key emphasis|judge?ment rating system"
-        r"|key points to emphasize|final step)\b",
+        r"#+[ \t]*(?P<d>important definitions|instructions|key emphasis"
+        r"|judge?ment rating system|key points to emphasize|final step)\b",
         re.IGNORECASE,
     ),
 }

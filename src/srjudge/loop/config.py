@@ -295,6 +295,8 @@ class RunConfig:
         if "in-domain" in self.eval.benchmarks and self.data.heldout_fraction == 0:
             out.append((None, "eval.benchmarks 'in-domain' needs data.heldout_fraction > 0"))
         for i, it in enumerate(self.iterations):
+            if "pointwise" in it.sample.modes and not self.data.pointwise:
+                out.append((None, f"iterations.{i}.sample.modes: pointwise, but no pointwise data"))
             if "pairwise" in it.sample.modes and not has_pairwise:
                 out.append((None, f"iterations.{i}.sample.modes: pairwise, but no pairwise data"))
         return out
@@ -350,11 +352,16 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     >>> apply_overrides({"a": {"b": 1}, "l": [{"x": 1}]}, ["a.b=2", "l.0.x=3", "c=[1, 2]"])
     {'a': {'b': 2}, 'l': [{'x': 3}], 'c': [1, 2]}
     """
-    out = copy.deepcopy(raw)
-    problems = [p for p in (_apply_one(out, item) for item in overrides) if p]
+    out, problems = _overridden(raw, overrides)
     if problems:
         raise ConfigError(problems)
     return out
+
+
+def _overridden(raw: dict[str, Any], overrides: list[str]) -> tuple[dict[str, Any], list[str]]:
+    """A copy of ``raw`` with the good overrides applied, and what is wrong with the others."""
+    out = copy.deepcopy(raw)
+    return out, [p for p in (_apply_one(out, item) for item in overrides) if p]
 
 
 def _apply_one(out: dict[str, Any], item: str) -> str | None:
@@ -433,18 +440,14 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConf
     """Read, override and check a run config; every problem (bad values, unknown names, a
     model path that does not exist) is reported in one ``ConfigError``. ``model_problems``
     adds what needs the hub (the run command checks both before any work)."""
-    raw = read_config_dict(path)
-    try:
-        raw = apply_overrides(raw, overrides or [])
-    except ConfigError as e:
-        raise ConfigError(e.problems, str(path)) from None
-    problems = _model_problems(raw, lookup=False)
+    raw, problems = _overridden(read_config_dict(path), overrides or [])
+    models = _model_problems(raw, lookup=False)
     try:
         cfg = config_from_dict(raw, str(path))
-    except ConfigError as e:
-        raise ConfigError(e.problems + problems, str(path)) from None
-    if problems:
-        raise ConfigError(problems, str(path))
+    except ConfigError as e:  # overrides, then settings, then models
+        raise ConfigError(problems + e.problems + models, str(path)) from None
+    if problems or models:
+        raise ConfigError(problems + models, str(path))
     return cfg
 
 

@@ -10,13 +10,18 @@ the config file and the run folder as they were.
 
 from __future__ import annotations
 
+import contextlib
 import doctest
+import io
+import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
+from srjudge import cli
 from srjudge.loop import config as config_module
 from srjudge.loop.config import (
     ConfigError,
@@ -222,9 +227,17 @@ def test_doctests():
 # the command line
 
 
-def _srjudge(*argv: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "srjudge.cli", *argv], capture_output=True,
-                          text=True, cwd=cwd, timeout=300)  # fmt: skip
+def _srjudge(*argv: str, cwd: Path) -> SimpleNamespace:
+    """``srjudge ARGV`` in this process (an exception would fail the test, as a traceback
+    would); the one subprocess run is in the test below that checks stderr for a traceback."""
+    out, err, before = io.StringIO(), io.StringIO(), os.getcwd()
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = cli.main(list(argv))
+    finally:
+        os.chdir(before)
+    return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
 
 
 def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path):
@@ -259,18 +272,20 @@ def test_dry_run_shows_finished_stages_and_a_changed_config(tmp_path):
         (["model=tiny-randm"], ["model: model 'tiny-randm':", "Did you mean 'tiny-random'?"]),
     ],
 )  # fmt: skip
-def test_run_prints_config_errors_without_traceback_and_touches_nothing(tmp_path, argv, lines):
+def test_run_prints_config_errors_without_traceback_and_touches_nothing(
+    tmp_path, argv, lines, monkeypatch
+):
     config = tmp_path / "c.yaml"
     config.write_text(DEMO.read_text())
     before = config.read_bytes()
     run_dir = tmp_path / "run"
-    for dry in ([], ["--dry-run"]):
-        result = subprocess.run(
-            [sys.executable, "-m", "srjudge.cli", "run", str(config), f"run_dir={run_dir}",
-             *argv, *dry],
-            capture_output=True, text=True, cwd=tmp_path, timeout=300,
-            env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"},
-        )  # fmt: skip
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    run = ["run", str(config), f"run_dir={run_dir}", *argv]
+    for result in (
+        subprocess.run([sys.executable, "-m", "srjudge.cli", *run], capture_output=True,
+                       text=True, cwd=tmp_path, timeout=300),
+        _srjudge(*run, "--dry-run", cwd=tmp_path),
+    ):  # fmt: skip
         assert result.returncode == 2
         assert "Traceback" not in result.stderr and result.stdout == ""
         assert result.stderr.startswith(f"error: {config}: ")

@@ -7,7 +7,10 @@ backend's timeout and retries, "a prompt longer than the model's context").
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import os
 import re
 import shutil
 import socket
@@ -16,11 +19,12 @@ import sys
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 
-from srjudge import models
+from srjudge import cli, models
 from srjudge.commands.options import add_backend_arguments, backend_options
 from srjudge.judging.backends import (
     PromptTooLongError,
@@ -33,6 +37,19 @@ from srjudge.models import ModelNotFoundError, check_device, model_problem, reso
 from srjudge.records import Message, PointwiseExample, Rubric, to_dict
 
 ALIASES = "Known aliases: smollm2-135m, tiny-random (see 'srjudge models')"
+
+
+def _srjudge(argv: list[str], cwd: Path | None = None) -> SimpleNamespace:
+    """``srjudge ARGV`` in this process: an exception fails the test as a traceback would (the
+    misspelt-alias test runs a real process and reads its stderr)."""
+    out, err, before = io.StringIO(), io.StringIO(), os.getcwd()
+    os.chdir(cwd or before)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = cli.main(argv)
+    finally:
+        os.chdir(before)
+    return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
 
 
 @pytest.fixture
@@ -150,6 +167,39 @@ def test_judge_with_a_misspelt_alias_is_one_message(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]
 
 
+@pytest.mark.parametrize(
+    "verb",
+    [
+        ["sample", "--model", "tiny-randm", "--input", "{src}", "--out", "{tmp}/j.jsonl"],
+        ["sft", "--model", "tiny-randm", "--data", "{src}", "--out", "{tmp}/sft"],
+        ["dpo", "--model", "./no-such-judge", "--pairs", "{pairs}", "--out", "{tmp}/dpo"],
+        ["merge", "./no-such-a", "tiny-randm", "--out", "{tmp}/merged"],
+        ["curate", "--inputs", "{src}", "--judgments", "{judged}", "--out", "{tmp}/p.jsonl",
+         "--strategy", "meta_judge", "--meta-model", "tiny-randm"],
+        ["eval", "--model", "tiny-randm", "--benchmarks", "rewardbench", "--out", "{tmp}/ev"],
+    ],
+    ids=lambda argv: argv[0],
+)  # fmt: skip
+def test_stage_verbs_with_a_bad_model_are_one_message(verb, tmp_path, monkeypatch):
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps(to_dict(_example("a", "fine"))) + "\n")
+    pair = {"example_id": "a", "prompt": [{"role": "user", "content": "q"}],
+            "chosen": "a [RESULT] 4", "rejected": "b [RESULT] 1", "chosen_verdict": 4,
+            "rejected_verdict": 1, "strategy": "correct_answer", "reason": "r"}  # fmt: skip
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(json.dumps(pair) + "\n")
+    judged = tmp_path / "judged.jsonl"
+    judged.write_text(json.dumps({"example_id": "a", "kind": "pointwise", "judgments": []}) + "\n")
+    argv = [a.format(src=src, tmp=tmp_path, pairs=pairs, judged=judged) for a in verb]
+    before = {p.name for p in tmp_path.iterdir()}
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    result = _srjudge(argv, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and ALIASES in result.stderr
+    assert re.search(r"^(error|srjudge eval): model '", result.stderr, re.MULTILINE)
+    assert {p.name for p in tmp_path.iterdir()} == before  # nothing written
+
+
 # ---------------------------------------------------------------------------------------
 # devices
 
@@ -180,11 +230,8 @@ def test_cpu_is_fine():
 def test_judge_device_cuda_without_cuda_is_one_message(tmp_path):
     src = tmp_path / "in.jsonl"
     src.write_text(json.dumps(to_dict(_example("a", "fine"))) + "\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "srjudge.cli", "judge", "--model", "tiny-random", "--input",
-         str(src), "--output", str(tmp_path / "out.jsonl"), "--device", "cuda"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    result = _srjudge(["judge", "--model", "tiny-random", "--input", str(src), "--output",
+                       str(tmp_path / "out.jsonl"), "--device", "cuda"])  # fmt: skip
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "error: device 'cuda': CUDA is not available" in result.stderr
     assert "use --device cpu" in result.stderr
@@ -277,15 +324,13 @@ def test_cli_judge_passes_timeout_and_retries(silent_server, tmp_path):
     src = tmp_path / "in.jsonl"
     src.write_text(json.dumps(to_dict(_example("a", "fine"))) + "\n")
     started = time.perf_counter()
-    result = subprocess.run(
-        [sys.executable, "-m", "srjudge.cli", "judge", "--backend", "openai", "--model", "judge",
-         "--base-url", silent_server, "--request-timeout", "0.3", "--request-retries", "0",
-         "--input", str(src), "--output", str(tmp_path / "out.jsonl"), "--no-progress"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    result = _srjudge(["judge", "--backend", "openai", "--model", "judge", "--base-url",
+                       silent_server, "--request-timeout", "0.3", "--request-retries", "0",
+                       "--input", str(src), "--output", str(tmp_path / "out.jsonl"),
+                       "--no-progress"])  # fmt: skip
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "gave up after 1 attempts" in result.stderr
-    assert time.perf_counter() - started < 60  # defaults: 6 x 120 s
+    assert time.perf_counter() - started < 30  # defaults: 6 x 120 s
 
 
 # ---------------------------------------------------------------------------------------
@@ -344,12 +389,9 @@ def test_cli_judge_refuses_a_long_prompt_and_keeps_what_was_judged(short_context
     rows = [_example("short", "Fine."), _example("long", "word " * 400)]
     src.write_text("".join(json.dumps(to_dict(r)) + "\n" for r in rows))
     before = src.read_bytes()
-    result = subprocess.run(
-        [sys.executable, "-m", "srjudge.cli", "judge", "--model", short_context_model, "--input",
-         str(src), "--output", str(out), "--max-new-tokens", "4", "--batch-size", "1",
-         "--no-progress"],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    result = _srjudge(["judge", "--model", short_context_model, "--input", str(src), "--output",
+                       str(out), "--max-new-tokens", "4", "--batch-size", "1",
+                       "--no-progress"])  # fmt: skip
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "example 'long': prompt has" in result.stderr and "context of 400" in result.stderr
     assert src.read_bytes() == before

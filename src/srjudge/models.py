@@ -315,13 +315,17 @@ def _check_hub_id(name: str, *, lookup: bool = True) -> None:
         raise _not_found(name, f"not an alias, not a local directory, and {problem}")
 
 
-def model_problem(name_or_path: str, *, lookup: bool = True) -> str | None:
-    """Why ``resolve_model`` would refuse a name, or None; builds and downloads nothing.
+def check_model_name(name_or_path: str, *, lookup: bool = True) -> None:
+    """Raise ``ModelNotFoundError`` where ``resolve_model`` would; builds and downloads nothing.
     ``lookup=False`` checks only what needs no hub: a name shaped like a path must exist."""
-    if name_or_path in MODEL_ALIASES or Path(name_or_path).expanduser().is_dir():
-        return None
-    try:
+    if name_or_path not in MODEL_ALIASES and not Path(name_or_path).expanduser().is_dir():
         _check_hub_id(name_or_path, lookup=lookup)
+
+
+def model_problem(name_or_path: str, *, lookup: bool = True) -> str | None:
+    """``check_model_name``'s message, or None."""
+    try:
+        check_model_name(name_or_path, lookup=lookup)
     except ModelNotFoundError as e:
         return str(e)
     return None

@@ -95,6 +95,15 @@ def backend_options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
+def check_model_arg(args: argparse.Namespace, model: str) -> None:
+    """For the backends that load a local model, refuse a model that is no alias, directory or
+    findable hub id (``models.ModelNotFoundError``) before any file is touched."""
+    if args.backend in ("transformers", "vllm"):
+        from srjudge.models import check_model_name  # imports torch: only when checking
+
+        check_model_name(model)
+
+
 def load_backend_from_args(args: argparse.Namespace, model: str) -> Backend:
     """The backend the flags describe, serving ``model``."""
     backend = load_backend(args.backend, model, **backend_options(args))

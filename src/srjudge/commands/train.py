@@ -16,18 +16,37 @@ Each stage verb runs one stage on explicit inputs through the same functions the
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
 from srjudge.commands.options import (
     add_backend_arguments,
     backend_options,
+    check_model_arg,
     load_backend_from_args,
 )
+
+
+def _user_errors(verb: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """A stage verb whose bad input (a model that cannot be found, ``--device cuda`` without
+    CUDA, a prompt longer than the context, bad settings: ``ValueError``; a missing file)
+    prints one ``error:`` line and exits 2, without a traceback."""
+
+    @functools.wraps(verb)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return verb(args)
+        except (ValueError, FileNotFoundError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+
+    return run
 
 
 def _setup_logging() -> None:
@@ -71,6 +90,7 @@ def sft_add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--score-only", action="store_true", help="completions without rationale")
 
 
+@_user_errors
 def sft_run(args: argparse.Namespace) -> int:
     _setup_logging()
     from srjudge.data.sources import load
@@ -103,6 +123,7 @@ def merge_add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weight", type=float, default=0.5, help="out = weight*A + (1-weight)*B")
 
 
+@_user_errors
 def merge_run(args: argparse.Namespace) -> int:
     from srjudge.training.merge import linear_merge
 
@@ -130,6 +151,7 @@ def sample_add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
 
 
+@_user_errors
 def sample_run(args: argparse.Namespace) -> int:
     _setup_logging()
     from srjudge.judging.backends import SamplingParams
@@ -142,6 +164,7 @@ def sample_run(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    check_model_arg(args, args.model)  # before the inputs file and the output are written
     examples = load_examples(args.input)
     if args.fraction is not None or args.count is not None:
         sample = SampleConfig(fraction=args.fraction, count=args.count)  # checks them
@@ -193,6 +216,7 @@ def curate_add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
 
 
+@_user_errors
 def curate_run(args: argparse.Namespace) -> int:
     _setup_logging()
     from srjudge.judging.sampling import load_judgments
@@ -213,6 +237,8 @@ def curate_run(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if args.meta_model:
+        check_model_arg(args, args.meta_model)  # before any file is read or written
     cfg = CurationConfig(
         strategy=args.strategy,
         margin=args.margin,
@@ -252,6 +278,7 @@ def dpo_add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--beta", type=float, default=None, help="DPO beta")
 
 
+@_user_errors
 def dpo_run(args: argparse.Namespace) -> int:
     _setup_logging()
     from srjudge.records import pair_from_dict, read_jsonl

@@ -35,6 +35,9 @@ LAYERS: dict[str, int] = {
     "judging": 2,
     "training": 3,
     "evaluation": 4,
+    "annotation": 4,  # the human study: reads evaluation outputs, serves a page
+    "serving": 4,  # srjudge serve: the Judge API behind HTTP
+    "client": 0,  # JudgeClient: HTTP only, imports no other srjudge module
     "loop": 5,
     "commands": 6,
     "cli": 7,

@@ -47,6 +47,8 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
         "evaluation/compare.py",
     ),
     "report": ("evaluate", "report_", "report.md + report.html of a run", "evaluation/report.py"),
+    "annotate": ("annotate", "", "human side-by-side study of rationales", "annotation/"),
+    "serve": ("serve", "", "a judge as an HTTP service (grade, compare, reward)", "serving/"),
 }
 
 

@@ -144,6 +144,11 @@ def report_add_arguments(parser: argparse.ArgumentParser) -> None:
         "run", metavar="RUN", nargs="+", help="a run folder, or evaluation folders to tabulate"
     )
     parser.add_argument("--out", help="where report.md/report.html go (default: the run folder)")
+    parser.add_argument(
+        "--study",
+        metavar="STUDY.db",
+        help="append a human side-by-side study's results (srjudge annotate create/serve)",
+    )
 
 
 def report_run(args: argparse.Namespace) -> int:
@@ -152,7 +157,14 @@ def report_run(args: argparse.Namespace) -> int:
     target = args.run[0] if len(args.run) == 1 else args.run
     out = args.out or (args.run[0] if len(args.run) == 1 else "report")
     try:
-        md, html = run_report(target, out)
+        extra = None
+        if args.study:
+            from srjudge.annotation.report import study_sections
+
+            if not Path(args.study).is_file():
+                raise FileNotFoundError(f"--study {args.study}: no such study file")
+            extra = study_sections(args.study)
+        md, html = run_report(target, out, extra)
     except FileNotFoundError as e:
         print(f"srjudge report: {e}", file=sys.stderr)
         return 2

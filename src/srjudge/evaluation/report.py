@@ -256,16 +256,19 @@ def write_report(
     title: str = "srjudge report: evaluations",
     iterations: list[IterationRow] | None = None,
     losses: dict[str, list[tuple[float, float]]] | None = None,
+    extra: list[Section] | None = None,
 ) -> tuple[Path, Path]:
     """Write ``report.md`` (+ ``figures/*.png``) and ``report.html`` into ``out_dir``.
+
+    ``extra`` sections (e.g. a human study's, ``annotation.report.study_sections``) come last.
 
     ``evals`` from ``results.find_evals`` (evaluation folders) or ``loop.rundir.run_evals``
     (a run, which also gives the ``iterations`` rows and training ``losses``).
     """
     iterations, losses = iterations or [], losses or {}
-    if not evals and not iterations and not losses:
+    if not evals and not iterations and not losses and not extra:
         raise FileNotFoundError("nothing to report: no evaluation, no iteration, no loss curve")
-    sections = build_sections(evals, iterations, losses)
+    sections = build_sections(evals, iterations, losses) + list(extra or [])
     out = Path(out_dir)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     for s in sections:

@@ -33,7 +33,7 @@ import yaml
 
 from srjudge import __version__
 from srjudge.data.sources import load_srjudge
-from srjudge.evaluation.report import IterationRow, loss_curve, write_report
+from srjudge.evaluation.report import IterationRow, Section, loss_curve, write_report
 from srjudge.evaluation.results import (
     ModelEval,
     find_evals,
@@ -237,7 +237,9 @@ def is_run_dir(path: str | Path) -> bool:
 
 
 def run_report(
-    run_dir_or_eval_dirs: str | Path | list[str | Path], out_dir: str | Path
+    run_dir_or_eval_dirs: str | Path | list[str | Path],
+    out_dir: str | Path,
+    extra: list[Section] | None = None,
 ) -> tuple[Path, Path]:
     """``report.md`` + ``report.html`` of a run folder, or of evaluation folders (one, a list,
     or a folder holding several), rows named by ``display_name``. What a run gives::
@@ -249,7 +251,8 @@ def run_report(
                                         "strategy"
         NN_<stage>/train_log.jsonl (or model/train_log.jsonl)   TRL log history: loss curve
 
-    A missing or unreadable piece drops its table, row or figure, never the report.
+    A missing or unreadable piece drops its table, row or figure, never the report. ``extra``
+    sections (a human study's) are appended.
     """
     target = run_dir_or_eval_dirs
     iterations: list[IterationRow] = []
@@ -259,8 +262,10 @@ def run_report(
     else:
         evals, title = run_evals(Path(target)), f"srjudge report: {Path(target).name}"
         iterations, losses = read_iterations(Path(target))
-    if not evals and not iterations and not losses:
+    if not evals and not iterations and not losses and not extra:
         raise FileNotFoundError(f"nothing to report in {target}: no metrics.json, no stages")
     for e in evals:
         e.display = display_name(e.label)
-    return write_report(evals, out_dir, title=title, iterations=iterations, losses=losses)
+    return write_report(
+        evals, out_dir, title=title, iterations=iterations, losses=losses, extra=extra
+    )

@@ -220,7 +220,10 @@ def test_settings_report_every_bad_field_directly():
 
 
 def test_doctests():
+    from srjudge.training import settings
+
     assert doctest.testmod(config_module).failed == 0
+    assert doctest.testmod(settings).failed == 0
 
 
 # ---------------------------------------------------------------------------------------

@@ -259,9 +259,9 @@ def _parse(*argv: str):
 @pytest.mark.parametrize(
     "argv, expected",
     [
-        (("--backend", "openai", "--request-timeout", "2.5"), {"timeout": 2.5}),
-        (("--backend", "openai", "--request-retries", "0"), {"max_retries": 0}),
-        (("--backend", "openai", "--request-timeout", "1", "--request-retries", "3"),
+        (("--backend", "openai", "--openai-timeout", "2.5"), {"timeout": 2.5}),
+        (("--backend", "openai", "--openai-retries", "0"), {"max_retries": 0}),
+        (("--backend", "openai", "--openai-timeout", "1", "--openai-retries", "3"),
          {"timeout": 1.0, "max_retries": 3}),
     ],
 )  # fmt: skip
@@ -271,8 +271,8 @@ def test_timeout_and_retries_flags(argv, expected):
 
 @pytest.mark.parametrize(
     "argv",
-    [("--request-timeout", "0"), ("--request-timeout", "-1"), ("--request-timeout", "nan"),
-     ("--request-timeout", "inf"), ("--request-retries", "-1"), ("--request-retries", "x")],
+    [("--openai-timeout", "0"), ("--openai-timeout", "-1"), ("--openai-timeout", "nan"),
+     ("--openai-timeout", "inf"), ("--openai-retries", "-1"), ("--openai-retries", "x")],
 )  # fmt: skip
 def test_bad_timeout_or_retries_is_a_usage_error(argv, capsys):
     with pytest.raises(SystemExit) as info:
@@ -280,9 +280,25 @@ def test_bad_timeout_or_retries_is_a_usage_error(argv, capsys):
     assert info.value.code == 2 and argv[0] in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("verb", ["judge", "eval", "sample", "curate", "serve"])
+def test_every_model_verb_has_the_openai_flags(verb, capsys):
+    with pytest.raises(SystemExit):
+        cli.main([verb, "--help"])
+    assert "--openai-timeout" in capsys.readouterr().out
+
+
+def test_doctests():
+    import doctest
+
+    from srjudge.judging import backends
+
+    assert doctest.testmod(backends).failed == 0
+    assert doctest.testmod(models).failed == 0
+
+
 def test_timeout_flag_is_for_openai_only():
-    with pytest.raises(ValueError, match="--request-timeout is for --backend openai"):
-        backend_options(_parse("--request-timeout", "3"))
+    with pytest.raises(ValueError, match="--openai-timeout is for --backend openai"):
+        backend_options(_parse("--openai-timeout", "3"))
 
 
 @pytest.fixture
@@ -325,7 +341,7 @@ def test_cli_judge_passes_timeout_and_retries(silent_server, tmp_path):
     src.write_text(json.dumps(to_dict(_example("a", "fine"))) + "\n")
     started = time.perf_counter()
     result = _srjudge(["judge", "--backend", "openai", "--model", "judge", "--base-url",
-                       silent_server, "--request-timeout", "0.3", "--request-retries", "0",
+                       silent_server, "--openai-timeout", "0.3", "--openai-retries", "0",
                        "--input", str(src), "--output", str(tmp_path / "out.jsonl"),
                        "--no-progress"])  # fmt: skip
     assert result.returncode == 1 and "Traceback" not in result.stderr

@@ -6,8 +6,8 @@
 
 A flag meant for another backend (``--base-url`` without ``--backend openai``) is refused
 with a ``ValueError`` naming it, never silently dropped; so is a ``--device`` torch cannot use
-here (``cuda`` without CUDA). The OpenAI backend's ``--request-timeout`` and
-``--request-retries`` bound what a server that never answers costs (by default up to 6
+here (``cuda`` without CUDA). The OpenAI backend's ``--openai-timeout`` and
+``--openai-retries`` bound what a server that never answers costs (by default up to 6
 attempts of 120 s each, plus backoff). Verbs add their own model flag
 (``--model``, or ``--meta-model`` for curate).
 """
@@ -27,8 +27,8 @@ from srjudge.records import Message
 _BACKEND_FLAGS: dict[str, tuple[str, str]] = {
     "device": ("transformers", "device"),
     "base_url": ("openai", "base_url"),
-    "request_timeout": ("openai", "timeout"),
-    "request_retries": ("openai", "max_retries"),
+    "openai_timeout": ("openai", "timeout"),
+    "openai_retries": ("openai", "max_retries"),
     "mock_output": ("mock", "outputs"),
 }
 
@@ -53,13 +53,13 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="transformers: cpu, cuda, ... (default: cuda if present)")
     parser.add_argument("--base-url", help="openai: endpoint (default $OPENAI_BASE_URL)")
     parser.add_argument(
-        "--request-timeout",
+        "--openai-timeout",
         type=_seconds,
         metavar="SECONDS",
         help="openai: seconds to wait for each HTTP request (default 120)",
     )
     parser.add_argument(
-        "--request-retries",
+        "--openai-retries",
         type=_count,
         metavar="N",
         help="openai: retries of a failed or timed-out request, with backoff (default 5)",

@@ -394,10 +394,8 @@ class TransformersBackend:
             self.path, dtype=_resolve_dtype(dtype, self.device), device=self.device
         )
         self.stop_ids = self._stop_ids()
-        self.context_length: int | None = getattr(
-            self.model.config, "max_position_embeddings", None
-        )
-        """Most positions the model takes (prompt + new tokens); None if the config has none."""
+        # most positions (prompt + new tokens) the model takes; None if its config has none
+        self.context_length = getattr(self.model.config, "max_position_embeddings", None)
 
     def _stop_ids(self) -> tuple[int, ...]:
         ids: set[int] = set()
@@ -479,9 +477,8 @@ class TransformersBackend:
         Each option must add exactly one token after the longest token prefix that all
         ``prefix + option`` tokenizations share (e.g. prefix "... [RESULT] " and "1".."5").
         """
-        text = self.prompt_text(prompt) + neutralize_special(
-            prefix, control_strings(self.tokenizer)
-        )
+        prefix = neutralize_special(prefix, control_strings(self.tokenizer))
+        text = self.prompt_text(prompt) + prefix
         encoded = [self.tokenizer(text + o, add_special_tokens=False).input_ids for o in options]
         common = _common_prefix_length(encoded)
         option_ids = []

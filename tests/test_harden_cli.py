@@ -67,7 +67,7 @@ VERB_CASES: dict[str, tuple[list[str], str]] = {
         ["dpo", "--model", "tiny-random", "--pairs", "garbage.txt", "--out", "d"],
         "garbage.txt:1: field '<row>': not a preference pair",
     ),
-    "run": (["run", "config.yaml"], 'config.yaml: not valid YAML'),
+    "run": (["run", "config.yaml"], "config.yaml: not valid YAML"),
     "demo": (["demo", "no_such_field=1"], "no_such_field"),
     "eval": (
         ["eval", *MOCK, "--benchmarks", "in-domain", "--path", "in-domain=bad.jsonl", "--out", "e"],

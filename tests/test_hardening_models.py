@@ -196,7 +196,9 @@ def test_stage_verbs_with_a_bad_model_are_one_message(verb, tmp_path, monkeypatc
     result = _srjudge(argv, cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr and ALIASES in result.stderr
-    assert re.search(r"^(error|srjudge eval|srjudge [a-z]+: error): model '", result.stderr, re.MULTILINE)
+    assert re.search(
+        r"^(error|srjudge eval|srjudge [a-z]+: error): model '", result.stderr, re.MULTILINE
+    )
     assert {p.name for p in tmp_path.iterdir()} == before  # nothing written
 
 

@@ -54,7 +54,7 @@ VERB_CASES: dict[str, tuple[list[str], str]] = {
         ["sft", "--model", "tiny-random", "--data", "bad.jsonl", "--out", "o"],
         "bad.jsonl: no usable row (2 rows, 2 bad)",
     ),
-    "merge": (["merge", "missing-a", "missing-b", "--out", "m"], "missing-a is not a model"),
+    "merge": (["merge", "missing-a", "missing-b", "--out", "m"], "model 'missing-a'"),
     "sample": (
         ["sample", *MOCK, "--input", "bad.jsonl", "--out", "s.jsonl"],
         "bad.jsonl: 2 of 2 rows are bad",
@@ -67,7 +67,7 @@ VERB_CASES: dict[str, tuple[list[str], str]] = {
         ["dpo", "--model", "tiny-random", "--pairs", "garbage.txt", "--out", "d"],
         "garbage.txt:1: field '<row>': not a preference pair",
     ),
-    "run": (["run", "config.yaml"], 'in "config.yaml", line 1'),
+    "run": (["run", "config.yaml"], "config.yaml: not valid YAML"),
     "demo": (["demo", "no_such_field=1"], "no_such_field"),
     "eval": (
         ["eval", *MOCK, "--benchmarks", "in-domain", "--path", "in-domain=bad.jsonl", "--out", "e"],

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from srjudge.loop.config import LaunchConfig, load_config
+from srjudge.loop.config import load_config
 from srjudge.loop.launch import (
     LAUNCH_FILE,
     dpo_launched,
@@ -19,6 +19,7 @@ from srjudge.loop.launch import (
     launch_env,
     sft_launched,
 )
+from srjudge.loop.launch_config import LaunchConfig
 from srjudge.loop.rundir import check_config
 from srjudge.records import Message, PointwiseExample, Rubric, read_jsonl
 from srjudge.training.common import PROVENANCE_FILE
@@ -56,12 +57,19 @@ def test_per_process_refuses_a_global_batch_that_does_not_split(batch, accum, pr
     "overrides, message",
     [
         (["launch.num_processes=3"], "launch.num_processes with sft_pointwise.settings"),
-        (["launch.num_processes=0"], "launch.num_processes must be >= 1"),
-        (["launch.num_processes=2", "launch.num_machines=2"], "main_process_ip"),
-        (["launch.num_processes=3", "launch.num_machines=2"], "multiple of launch.num_machines"),
-        (["launch.machine_rank=1"], "machine_rank"),
-        (["launch.sample_workers=0"], "sample_workers"),
-        (["launch.gpus=2"], "gpus"),
+        (["launch.num_processes=0"], "launch.num_processes: must be >= 1"),
+        (
+            ["launch.num_processes=2", "launch.num_machines=2"],
+            "launch.main_process_ip: is needed with several machines",
+        ),
+        (
+            ["launch.num_processes=3", "launch.num_machines=2"],
+            "launch.num_processes: must be a multiple of launch.num_machines",
+        ),
+        (["launch.machine_rank=1"], "launch.machine_rank: must be below launch.num_machines"),
+        (["launch.sample_workers=0"], "launch.sample_workers: must be >= 1"),
+        (["launch.gpus=2"], "launch.gpus: unknown setting"),
+        (["launch.engine_options=3"], "launch.engine_options: expected a mapping"),
     ],
 )
 def test_launch_contradictions_rejected(overrides, message):

@@ -47,6 +47,9 @@ class _FakeLLM:
         self.model, self.options, self.calls = model, options, []
         _FakeLLM.instances.append(self)
 
+    def get_tokenizer(self):
+        return types.SimpleNamespace(all_special_tokens=["<|im_end|>"], added_tokens_decoder={})
+
     def chat(self, messages, sampling_params=None, use_tqdm=True):
         self.calls.append((messages, sampling_params, use_tqdm))
         n = sampling_params.n

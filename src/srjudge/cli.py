@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
     "data": ("data", "", "validate, convert, check overlap of datasets", "data/"),
     "models": ("models", "", "model aliases, whether present, where cached", "models.py"),
     "judge": ("judge", "", "judge a JSONL of examples (resumable)", "judging/files.py"),
+    "prompt": ("prompt", "", "print exactly what the model receives", "judging/chat.py"),
     "sft": ("train", "sft_", "stage: SFT of a seed judge", "training/sft.py"),
     "merge": ("train", "merge_", "stage: linear weight merge of two judges", "training/merge.py"),
     "sample": (

@@ -9,8 +9,11 @@ stage (sampling, TRL training, merging) loads them with ``AutoModelForCausalLM.f
 * ``tiny-random``: a 2-layer random Llama (hidden 64) with the SmolLM2 tokenizer and chat
   template, for tests; builds in seconds.
 
-Anything else passes through ``resolve_model``: an existing local directory is returned as is,
-any other string is treated as a Hugging Face hub id (nothing is downloaded here).
+Anything else passes through ``resolve_model``: an existing local directory is returned as is;
+a Hugging Face hub id is returned once it is known to exist (in the local HF cache, or found by
+one quick lookup; nothing is downloaded here). A misspelt alias (``tiny-randm``), a missing
+path, or a hub id that cannot be found (offline, or not on the hub) fails at once with
+``ModelNotFoundError``, naming the known aliases, instead of minutes of download retries.
 
     python -c "from srjudge.models import resolve_model; print(resolve_model('smollm2-135m'))"
 
@@ -21,11 +24,14 @@ two race, the first rename wins and the other process uses that copy.
 
 from __future__ import annotations
 
+import difflib
+import functools
 import hashlib
 import importlib.metadata
 import importlib.util
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -221,10 +227,118 @@ def _build_alias(alias: ModelAlias, target: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+class ModelNotFoundError(ValueError):
+    """A model name is no alias, no local directory and no (reachable) hub model."""
+
+
+HUB_TIMEOUT = 10.0
+"""Seconds for the one lookup that checks a hub id exists (``resolve_model``)."""
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}(?:/[A-Za-z0-9][\w.-]{0,95})?")
+_TRUE = ("1", "ON", "YES", "TRUE")
+
+
+def _offline() -> bool:
+    """``HF_HUB_OFFLINE`` or ``TRANSFORMERS_OFFLINE`` set (read now, as the hub library reads
+    them: 1, ON, YES or TRUE)."""
+    env = (os.environ.get(v, "").upper() for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    return any(value in _TRUE for value in env)
+
+
+def _looks_like_path(name: str) -> bool:
+    """``./x``, ``/x``, ``~/x``, ``x/``, ``a/b/c``, a backslash, or anything not shaped like a
+    hub id (``name`` or ``owner/name``)."""
+    return (
+        name.startswith(("/", ".", "~"))
+        or name.endswith("/")
+        or "\\" in name
+        or name.count("/") > 1
+        or not _HUB_ID.fullmatch(name)
+    )
+
+
+def _in_hub_cache(name: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return isinstance(try_to_load_from_cache(name, "config.json"), str)
+    except ValueError:  # HFValidationError: not a valid repo id
+        return False
+
+
+@functools.lru_cache(maxsize=64)
+def _hub_problem(name: str) -> str | None:
+    """None when ``name`` is a model on the Hugging Face Hub, else why it cannot be used.
+    One request, ``HUB_TIMEOUT`` seconds, no retries."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    try:
+        HfApi().model_info(name, timeout=HUB_TIMEOUT)
+    except GatedRepoError:
+        return None  # it exists; loading asks for a token
+    except RepositoryNotFoundError:
+        return "no such model on the Hugging Face Hub (or it is private and you are not logged in)"
+    except Exception as e:  # no network, DNS, proxy, 5xx: all mean "cannot tell"
+        error = f"{type(e).__name__}: {e}"
+        return f"the Hugging Face Hub could not be reached to look it up ({error})"
+    return None
+
+
+def _not_found(name: str, why: str) -> ModelNotFoundError:
+    close = difflib.get_close_matches(name, list(MODEL_ALIASES), n=1, cutoff=0.6)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    return ModelNotFoundError(
+        f"model {name!r}: {why}.{hint} Known aliases: {', '.join(MODEL_ALIASES)} (see "
+        "'srjudge models'); otherwise give a save_pretrained directory or a Hugging Face hub id."
+    )
+
+
+def _check_hub_id(name: str, *, lookup: bool = True) -> None:
+    """Raise ``ModelNotFoundError`` unless ``name`` (no alias, no directory) can be loaded from
+    the hub: already in the local HF cache, or found by one lookup when online. Without
+    ``lookup`` only its shape is checked."""
+    path = Path(name).expanduser()
+    if path.exists():
+        raise _not_found(name, f"{path} is a file, not a model directory")
+    if _looks_like_path(name):
+        raise _not_found(name, f"no such directory ({path.absolute()})")
+    if not lookup or _in_hub_cache(name):
+        return
+    if _offline():
+        raise _not_found(
+            name,
+            "not an alias, not a local directory, and not in the Hugging Face cache "
+            "(offline: HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE is set)",
+        )
+    problem = _hub_problem(name)
+    if problem:
+        raise _not_found(name, f"not an alias, not a local directory, and {problem}")
+
+
+def check_model_name(name_or_path: str, *, lookup: bool = True) -> None:
+    """Raise ``ModelNotFoundError`` where ``resolve_model`` would; builds and downloads nothing.
+    ``lookup=False`` checks only what needs no hub: a name shaped like a path must exist."""
+    if name_or_path not in MODEL_ALIASES and not Path(name_or_path).expanduser().is_dir():
+        _check_hub_id(name_or_path, lookup=lookup)
+
+
+def model_problem(name_or_path: str, *, lookup: bool = True) -> str | None:
+    """``check_model_name``'s message, or None."""
+    try:
+        check_model_name(name_or_path, lookup=lookup)
+    except ModelNotFoundError as e:
+        return str(e)
+    return None
+
+
 def resolve_model(name_or_path: str) -> str:
     """Alias -> its cached directory (built on first use); existing local directory -> itself;
-    anything else -> unchanged (a hub id for ``from_pretrained``). Aliases win over a
-    same-named directory in the working directory."""
+    a hub id -> unchanged, once it is known to exist (cached, or one lookup). Aliases win over
+    a same-named directory in the working directory.
+
+    Anything else raises ``ModelNotFoundError`` at once, naming the known aliases (and the
+    closest one): a misspelt alias or a missing path is never sent to the hub, and offline
+    (``HF_HUB_OFFLINE``) only the HF cache is consulted."""
     alias = MODEL_ALIASES.get(name_or_path)
     if alias is not None:
         target = cache_dir() / alias.name
@@ -239,7 +353,35 @@ def resolve_model(name_or_path: str) -> str:
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         return str(path)
+    _check_hub_id(name_or_path)
     return name_or_path
+
+
+def check_device(device: str) -> str:
+    """``device`` when torch can use it on this machine, else a ``ValueError`` saying why
+    (``--device cuda`` on a machine without CUDA, a GPU index that is not there, a typo).
+
+    >>> check_device("cpu")
+    'cpu'
+    """
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"device {device!r} is not a torch device ({e}); use cpu or cuda") from e
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            why = (
+                f"this torch {torch.__version__} is built without CUDA"
+                if torch.version.cuda is None
+                else "no CUDA GPU is visible"
+            )
+            raise ValueError(f"device {device!r}: CUDA is not available ({why}); use --device cpu")
+        count = torch.cuda.device_count()
+        if parsed.index is not None and parsed.index >= count:
+            raise ValueError(f"device {device!r}: this machine has {count} CUDA device(s)")
+    if parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {device!r}: MPS is not available; use --device cpu")
+    return device
 
 
 def load_model_and_tokenizer(

@@ -1,18 +1,22 @@
 """Backend flags shared by every verb that runs a model: judge, eval, sample, curate (and serve).
 
-    add_backend_arguments(parser)                  # --backend, --device, --base-url, --mock-output
+    add_backend_arguments(parser)                  # --backend, --device, --base-url, ...
     add_worker_arguments(parser)                   # --workers, --devices-per-worker (sample, eval)
     options = backend_options(args)                # load_backend(**options); refuses stray flags
     backend = load_backend_from_args(args, model)  # the backend itself
 
 A flag meant for another backend (``--base-url`` without ``--backend openai``) is refused
-with a ``ValueError`` naming it, never silently dropped. Verbs add their own model flag
+with a ``ValueError`` naming it, never silently dropped; so is a ``--device`` torch cannot use
+here (``cuda`` without CUDA). The OpenAI backend's ``--openai-timeout`` and
+``--openai-retries`` bound what a server that never answers costs (by default up to 6
+attempts of 120 s each, plus backoff). Verbs add their own model flag
 (``--model``, or ``--meta-model`` for curate).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -24,8 +28,24 @@ from srjudge.records import Message
 _BACKEND_FLAGS: dict[str, tuple[str, str]] = {
     "device": ("transformers", "device"),
     "base_url": ("openai", "base_url"),
+    "openai_timeout": ("openai", "timeout"),
+    "openai_retries": ("openai", "max_retries"),
     "mock_output": ("mock", "outputs"),
 }
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text!r}")
+    return value
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
+    return value
 
 
 def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,6 +53,18 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", default="transformers", choices=BACKENDS)
     parser.add_argument("--device", help="transformers: cpu, cuda, ... (default: cuda if present)")
     parser.add_argument("--base-url", help="openai: endpoint (default $OPENAI_BASE_URL)")
+    parser.add_argument(
+        "--openai-timeout",
+        type=_seconds,
+        metavar="SECONDS",
+        help="openai: seconds to wait for each HTTP request (default 120)",
+    )
+    parser.add_argument(
+        "--openai-retries",
+        type=_count,
+        metavar="N",
+        help="openai: retries of a failed or timed-out request, with backoff (default 5)",
+    )
     parser.add_argument(
         "--mock-output", action="append", metavar="TEXT", help="mock: canned output (repeatable)"
     )
@@ -62,14 +94,27 @@ def backend_options(args: argparse.Namespace) -> dict[str, Any]:
     options: dict[str, Any] = {}
     for dest, (kind, option) in _BACKEND_FLAGS.items():
         value = getattr(args, dest)
-        if not value:
+        if value is None:  # not given (0 retries is a value)
             continue
         if args.backend != kind:
             raise ValueError(f"{_flag(dest)} is for --backend {kind}")
         options[option] = value
     if args.mock_delay and args.backend != "mock":
         raise ValueError("--mock-delay is for --backend mock")
+    if "device" in options:
+        from srjudge.models import check_device  # imports torch: only when --device is given
+
+        check_device(options["device"])  # --device cuda without CUDA: refused before any work
     return options
+
+
+def check_model_arg(args: argparse.Namespace, model: str) -> None:
+    """For the backends that load a local model, refuse a model that is no alias, directory or
+    findable hub id (``models.ModelNotFoundError``) before any file is touched."""
+    if args.backend in ("transformers", "vllm"):
+        from srjudge.models import check_model_name  # imports torch: only when checking
+
+        check_model_name(model)
 
 
 def load_backend_from_args(args: argparse.Namespace, model: str) -> Backend:

@@ -10,6 +10,7 @@ Each stage verb runs one stage on explicit inputs through the same functions the
     srjudge dpo --model runs/x/j_sft --pairs pairs.jsonl --ref runs/x/j_sft --out runs/x/j1
     torchrun --nproc_per_node 2 -m srjudge.cli sft ...    (several processes; see docs/SCALING.md)
     srjudge run configs/demo.yaml iterations.0.dpo.beta=0.05
+    srjudge run configs/demo.yaml --dry-run        # check the whole config, print the plan
     srjudge demo
 """
 
@@ -36,6 +37,7 @@ from srjudge.commands.options import (
     add_backend_arguments,
     add_worker_arguments,
     backend_options,
+    check_model_arg,
     load_backend_from_args,
 )
 from srjudge.errors import UserError
@@ -192,6 +194,7 @@ def sample_run(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    check_model_arg(args, args.model)  # before the inputs file and the output are written
     examples = load(args.input, "srjudge").strict()
     if args.fraction is not None or args.count is not None:
         sample = SampleConfig(fraction=args.fraction, count=args.count)  # checks them
@@ -293,6 +296,8 @@ def curate_run(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if args.meta_model:
+        check_model_arg(args, args.meta_model)  # before any file is read or written
     cfg = CurationConfig(
         strategy=args.strategy,
         margin=args.margin,
@@ -377,19 +382,54 @@ def run_add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="resume a run folder whose saved config differs",
     )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check the whole config (and that its models exist), print the stage plan, stop",
+    )
+
+
+def _checked_config(path, overrides: list[str]):
+    """The run config, or None after printing every problem (no traceback): bad settings,
+    then models that cannot be found (``loop.config.model_problems``)."""
+    from srjudge.loop.config import ConfigError, load_config, model_problems
+
+    try:
+        cfg = load_config(path, overrides)
+        problems = model_problems(cfg)
+        if problems:
+            raise ConfigError(problems, str(path))
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return None
+    return cfg
 
 
 def run_run(args: argparse.Namespace) -> int:
-    _setup_logging()
-    from srjudge.loop.config import load_config
+    cfg = _checked_config(args.config, args.overrides)
+    if cfg is None:
+        return 2
+    if args.dry_run:
+        from srjudge.loop.run import plan_text
 
-    cfg = load_config(args.config, args.overrides)
+        print(plan_text(cfg))
+        return 0
+    _setup_logging()
     return _run_and_summarise(cfg, args.allow_config_change)
 
 
 def _run_and_summarise(cfg, allow_config_change: bool = False) -> int:
     from srjudge.loop.run import run
+    from srjudge.loop.rundir import config_changes
 
+    changed = config_changes(cfg, cfg.directory)
+    if changed and not allow_config_change:  # the message run() would raise, without a traceback
+        print(
+            f"error: {cfg.directory / 'config.yaml'} holds a different config (changed: "
+            f"{', '.join(changed)}); use a new run_dir, or --allow-config-change to resume anyway",
+            file=sys.stderr,
+        )
+        return 2
     started = time.time()
     state = run(cfg, allow_config_change=allow_config_change)
     print(summary_text(state, time.time() - started))
@@ -435,8 +475,8 @@ def demo_config_path() -> Path:
 
 
 def demo_run(args: argparse.Namespace) -> int:
+    cfg = _checked_config(demo_config_path(), [f"run_dir={args.run_dir}", *args.overrides])
+    if cfg is None:
+        return 2
     _setup_logging()
-    from srjudge.loop.config import load_config
-
-    cfg = load_config(demo_config_path(), [f"run_dir={args.run_dir}", *args.overrides])
     return _run_and_summarise(cfg)

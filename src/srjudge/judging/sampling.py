@@ -36,7 +36,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from srjudge.errors import UserError
-from srjudge.judging.backends import Backend, SamplingParams
+from srjudge.judging.backends import Backend, PromptTooLongError, SamplingParams
 from srjudge.judging.parsing import ParseFailure, parse_judgment
 from srjudge.judging.prompts import judge_prompt, judge_template_id, template_hash
 from srjudge.judging.shards import ShardJob, check_files, run_sharded
@@ -132,7 +132,10 @@ def _judge_batch(
     max_retries: int,
 ) -> list[list[Judgment]]:
     prompts = [judge_prompt(ex, score_only=score_only) for ex in batch]
-    outputs = _generate(backend, prompts, params)
+    try:
+        outputs = _generate(backend, prompts, params)
+    except PromptTooLongError as e:  # name the example, not its place in the batch
+        raise PromptTooLongError(e.index, f"example {batch[e.index].id!r}: {e}") from None
     results = [
         [
             _judgment(backend, ex, text, j, params, score_only=score_only, attempts=1)

@@ -36,7 +36,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from srjudge.loop.config import LaunchConfig, RunConfig
+from srjudge.loop.config import RunConfig
+from srjudge.loop.launch_config import LaunchConfig
 from srjudge.loop.rundir import write_json_atomic
 from srjudge.records import Example, write_jsonl
 from srjudge.training.common import PROVENANCE_FILE

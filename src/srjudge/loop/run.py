@@ -5,6 +5,7 @@
     run(load_config("configs/demo.yaml"))
 
     srjudge run configs/demo.yaml
+    srjudge run configs/demo.yaml --dry-run       # check the config, print the plan (plan_text)
 
 data -> SFT (pointwise, pairwise) -> merge -> for each iteration (sample -> curate -> DPO) ->
 evaluation -> report, each stage in its own folder of the run folder (``loop.rundir`` has the
@@ -29,6 +30,7 @@ from srjudge.loop.config import RunConfig
 from srjudge.loop.launch import follow
 from srjudge.loop.rundir import (
     check_config,
+    config_changes,
     read_stage,
     run_report,
     stage_dir,
@@ -93,3 +95,27 @@ def run(
     if cfg.report and cfg.eval.benchmarks:
         run_report(run_dir, run_dir)
     return state
+
+
+def plan_text(cfg: RunConfig) -> str:
+    """What ``run(cfg)`` would do, for ``srjudge run --dry-run``: the run folder, each stage's
+    folder and whether it is done (its ``stage.json`` exists) or would run. Reads only."""
+    run_dir = cfg.directory
+    stages = plan(cfg)
+    lines = [
+        f"config OK: run '{cfg.name}' in {run_dir} (model {cfg.model}, backend {cfg.backend}, "
+        f"seed {cfg.seed})",
+        f"{len(stages)} stages (dry run: nothing was loaded or written):",
+    ]
+    for i, stage in enumerate(stages):
+        folder = stage_dir(run_dir, i, stage.name)
+        state = "done" if read_stage(folder) is not None else "to run"
+        model = "  -> a model" if stage.produces_model else ""
+        lines.append(f"  {folder.name:<28} {state}{model}")
+    changed = config_changes(cfg, run_dir)
+    if changed:
+        lines.append(
+            f"note: {run_dir / 'config.yaml'} holds a different config (changed: "
+            f"{', '.join(changed)}); the run would refuse it without --allow-config-change"
+        )
+    return "\n".join(lines)

@@ -142,6 +142,18 @@ HOW_NOT_WHAT = ("launch",)
 resume with other values (each stage.json records the ones it ran with)."""
 
 
+def config_changes(cfg: RunConfig, run_dir: Path) -> list[str]:
+    """Top-level settings where the config saved in ``run_dir`` differs from ``cfg`` (none
+    when no config is saved there yet). Reads only."""
+    path = run_dir / "config.yaml"
+    if not path.exists():
+        return []
+    before = yaml.safe_load(path.read_text()) or {}
+    resolved = config_to_dict(cfg)
+    keys = (set(before) | set(resolved)) - set(HOW_NOT_WHAT)
+    return sorted(k for k in keys if before.get(k) != resolved.get(k))
+
+
 def check_config(cfg: RunConfig, run_dir: Path, allow_change: bool) -> None:
     """Write the resolved config into the run folder; refuse a folder that is no run folder,
     and one whose saved config differs (a resumed run must be the same run) unless
@@ -149,19 +161,15 @@ def check_config(cfg: RunConfig, run_dir: Path, allow_change: bool) -> None:
     refuse_foreign_dir(
         run_dir, "run_dir", "a run folder (no config.yaml)", lambda d: (d / "config.yaml").is_file()
     )
-    resolved = config_to_dict(cfg)
     path = run_dir / "config.yaml"
-    if path.exists():
-        before = yaml.safe_load(path.read_text())
-        keys = (set(before) | set(resolved)) - set(HOW_NOT_WHAT)
-        changed = sorted(k for k in keys if before.get(k) != resolved.get(k))
-        if changed and not allow_change:
-            raise ValueError(
-                f"{path} exists with a different config (changed: {', '.join(changed)}). "
-                "Use a new run_dir, or --allow-config-change to resume anyway."
-            )
+    changed = config_changes(cfg, run_dir)
+    if changed and not allow_change:
+        raise ValueError(
+            f"{path} exists with a different config (changed: {', '.join(changed)}). "
+            "Use a new run_dir, or --allow-config-change to resume anyway."
+        )
     run_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(resolved, sort_keys=False))
+    path.write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
 
 
 # ---------------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from srjudge.judging.chat import chat_messages
 from srjudge.paths import refuse_foreign_dir, refuse_same_paths
 from srjudge.records import Message
 from srjudge.training.distributed import Ranks, agree, barrier, ranks_of
@@ -63,6 +64,16 @@ def message_dicts(messages: Sequence[Message]) -> list[dict[str, str]]:
 
 def assistant_message(text: str) -> list[dict[str, str]]:
     return [{"role": "assistant", "content": text}]
+
+
+def neutralize_rows(
+    rows: list[dict[str, Any]], tokenizer: Any, keys: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    """Rows whose message lists under ``keys`` (``prompt``, ``completion``, ``chosen``...) went
+    through ``judging.chat.chat_messages``: the model's special tokens spelled in the text are
+    neutralised exactly as the sampling backend neutralises them, so TRL's chat template
+    tokenizes them as plain text and training sees the tokens sampling sees."""
+    return [{**row, **{key: chat_messages(tokenizer, row[key]) for key in keys}} for row in rows]
 
 
 # ---------------------------------------------------------------------------------------

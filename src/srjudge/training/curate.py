@@ -58,6 +58,7 @@ from typing import Any, NamedTuple
 from srjudge.judging.parsing import BestWorst
 from srjudge.judging.prompts import judge_prompt
 from srjudge.records import Example, Judgment, PairwiseExample, PreferencePair
+from srjudge.training.settings import Problem, raise_problems, range_problems
 
 # ---------------------------------------------------------------------------------------
 # helpers
@@ -367,7 +368,7 @@ class CurationConfig:
     strategy: str = "correct_answer"
     """One of ``STRATEGIES``; the paper's main setting is ``correct_answer`` with margin 2."""
     margin: int = 2
-    """Minimum |chosen - rejected verdict| for ``correct_answer`` and ``majority_vote``.
+    """Minimum |chosen - rejected verdict| for ``correct_answer`` and ``majority_vote``, 0..4.
     Pairwise verdicts differ by at most 1, so there the margin is capped at 1."""
     max_pairs_per_input: int | None = None
     """Keep at most this many pairs per input (sampled with ``seed``); None keeps all."""
@@ -376,17 +377,15 @@ class CurationConfig:
     seed: int = 0
     """Seeds the per-input sampling of the cap."""
 
-    def __post_init__(self) -> None:
+    def __post_init__(self) -> None:  # every bad field at once (settings.SettingsError)
+        raise_problems(self.field_problems())
+
+    def field_problems(self) -> list[Problem]:  # margin above 4: no 1-5 verdicts differ so
+        problems = range_problems(self, {"margin": (0, 4), "max_pairs_per_input": (1, None)})
         if self.strategy not in STRATEGIES:
-            raise ValueError(
-                f"unknown strategy {self.strategy!r}; choose from {sorted(STRATEGIES)}"
-            )
-        if self.margin < 0:
-            raise ValueError(f"margin must be >= 0, got {self.margin}")
-        if self.max_pairs_per_input is not None and self.max_pairs_per_input < 1:
-            raise ValueError(
-                f"max_pairs_per_input must be >= 1 or None, got {self.max_pairs_per_input}"
-            )
+            known = ", ".join(STRATEGIES)
+            problems.insert(0, ("strategy", f"{self.strategy!r}: unknown strategy; use {known}"))
+        return problems
 
 
 @dataclass

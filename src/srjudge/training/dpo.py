@@ -6,7 +6,8 @@
     srjudge dpo --model runs/x/j_sft --pairs pairs.jsonl --ref runs/x/j_sft --out runs/x/j1
 
 Rows: ``{"prompt": [...], "chosen": [assistant], "rejected": [assistant]}``, the prompt being
-exactly what the judge saw when it sampled. Output directory and resume:
+exactly what the judge saw when it sampled (the model's special tokens in the text neutralised
+by ``training.common.neutralize_rows``, as the sampling backend does). Output directory and resume:
 ``srjudge.training.common``.
 
 Several processes: the same call under ``accelerate launch`` / ``torchrun`` (``torchrun
@@ -39,6 +40,7 @@ from srjudge.training.common import (
     load_for_training,
     lora_config,
     message_dicts,
+    neutralize_rows,
     note_repeated_rows,
     prepare_out,
     quiet_datasets,
@@ -103,7 +105,8 @@ def run_dpo(
         ref_path = None
     check_out_dir(out_dir, model=path, ref=ref_path)
     policy, tokenizer = load_for_training(path)
-    rows, counts = fit_rows(dpo_rows(pairs), tokenizer, settings.max_length, ("chosen", "rejected"))
+    rows = neutralize_rows(dpo_rows(pairs), tokenizer, ("prompt", "chosen", "rejected"))
+    rows, counts = fit_rows(rows, tokenizer, settings.max_length, ("chosen", "rejected"))
     counts = {"pairs": len(pairs), "rows": len(rows), **counts}
     if not rows:
         raise ValueError(f"no usable DPO rows: {counts}")

@@ -3,6 +3,9 @@ checked on construction), and ``TrainResult``.
 
     SFTSettings(lora=True, max_steps=10)
     DPOSettings(beta=0.1, loss_type="sigmoid")
+
+A bad value raises ``SettingsError`` (a ``ValueError``) listing every bad field at once, so a
+run config reports all of them before any work (``loop.config``).
 """
 
 from __future__ import annotations
@@ -17,6 +20,56 @@ DPO_LOSS_TYPES = (
     "aot_unpaired", "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm",
 )  # fmt: skip
 """TRL 1.x ``DPOConfig.loss_type`` values."""
+
+
+Problem = tuple[str | None, str]
+"""(field, what is wrong with it); field None = a contradiction between fields."""
+
+
+class SettingsError(ValueError):
+    """Every bad field of one settings object, not just the first (``problems``)."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = list(problems)
+        super().__init__("; ".join(f"{f} {m}" if f else m for f, m in self.problems))
+
+
+def raise_problems(problems: list[Problem]) -> None:
+    if problems:
+        raise SettingsError(problems)
+
+
+def out_of_range(
+    value: float, low: float | None = None, high: float | None = None, *, open_low: bool = False
+) -> str | None:
+    """None when ``value`` is in range (and finite), else what is wrong with it.
+
+    >>> out_of_range(0, 0, 1, open_low=True)
+    'must be in (0, 1], got 0'
+    >>> out_of_range(3, 1) is None
+    True
+    """
+    if not math.isfinite(value):
+        return f"must be a finite number, got {value}"
+    below = low is not None and (value <= low if open_low else value < low)
+    if not below and (high is None or value <= high):
+        return None
+    if high is None:
+        return f"must be {'>' if open_low else '>='} {low}, got {value}"
+    return f"must be in {'(' if open_low else '['}{low}, {high}], got {value}"
+
+
+def range_problems(obj: object, ranges: dict[str, tuple]) -> list[Problem]:
+    """``out_of_range`` for each field in ``ranges`` (``name -> (low, high[, open_low])``)
+    whose value is not None."""
+    out: list[Problem] = []
+    for name, bounds in ranges.items():
+        value = getattr(obj, name)
+        low, high, *rest = bounds
+        problem = None if value is None else out_of_range(value, low, high, open_low=bool(rest))
+        if problem:
+            out.append((name, problem))
+    return out
 
 
 @dataclass
@@ -83,21 +136,24 @@ class CommonSettings:
             gradient_accumulation_steps=self.gradient_accumulation_steps // steps,
         )
 
-    def _check_common(self) -> None:
-        if self.learning_rate is not None and not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+    def field_problems(self) -> list[Problem]:
+        """Every bad field; reads only this object's own fields (``loop.schema`` also calls it
+        on a namespace of the well-typed values when another value is bad)."""
+        out = range_problems(self, {"learning_rate": (0, None, True), "seed": (0, None)})
         if self.max_steps <= 0 and not self.num_train_epochs > 0:
-            raise ValueError("num_train_epochs must be > 0 (or set max_steps > 0)")
+            out.append(("num_train_epochs", f"must be > 0 (or set max_steps > 0), got "
+                        f"{self.num_train_epochs}"))  # fmt: skip
         if self.max_steps == 0 or self.max_steps < -1:
-            raise ValueError(f"max_steps must be -1 (use epochs) or > 0, got {self.max_steps}")
+            out.append(("max_steps", f"must be -1 (use epochs) or > 0, got {self.max_steps}"))
         for name in ("per_device_train_batch_size", "gradient_accumulation_steps", "max_length",
                      "lora_r", "lora_alpha", "logging_steps", "save_steps"):  # fmt: skip
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                out.append((name, f"must be >= 1, got {getattr(self, name)}"))
         if not 0 <= self.lora_dropout < 1:
-            raise ValueError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
+            out.append(("lora_dropout", f"must be in [0, 1), got {self.lora_dropout}"))
         if not self.lora_target_modules:
-            raise ValueError("lora_target_modules is empty")
+            out.append(("lora_target_modules", "is empty"))
+        return out
 
 
 @dataclass
@@ -105,7 +161,7 @@ class SFTSettings(CommonSettings):
     """Supervised fine-tuning on gold judgments (completion-only loss)."""
 
     def __post_init__(self) -> None:
-        self._check_common()
+        raise_problems(self.field_problems())
 
     def resolved_learning_rate(self) -> float:
         """``learning_rate``, else 2e-4 with LoRA and 2e-5 for full fine-tuning."""
@@ -133,11 +189,15 @@ class DPOSettings(CommonSettings):
     two-row forward. Ignored with gradient checkpointing."""
 
     def __post_init__(self) -> None:
-        self._check_common()
-        if not self.beta > 0:
-            raise ValueError(f"beta must be > 0, got {self.beta}")
+        raise_problems(self.field_problems())
+
+    def field_problems(self) -> list[Problem]:
+        problems = CommonSettings.field_problems(self)  # not super(): may run on a namespace
+        problems += range_problems(self, {"beta": (0, None, True)})
         if self.loss_type not in DPO_LOSS_TYPES:
-            raise ValueError(f"loss_type {self.loss_type!r} unknown; choose from {DPO_LOSS_TYPES}")
+            known = ", ".join(DPO_LOSS_TYPES)
+            problems.append(("loss_type", f"{self.loss_type!r} unknown; choose from {known}"))
+        return problems
 
     def resolved_learning_rate(self) -> float:
         """``learning_rate``, else 5e-5 with LoRA and 5e-7 for full fine-tuning."""

@@ -8,7 +8,9 @@
 Rows are conversational prompt-completion: ``{"prompt": [system, user], "completion":
 [{"role": "assistant", "content": "<gold rationale> [RESULT] <gold>"}]}``; TRL applies the
 model's own chat template, so training sees exactly the prompt sampling renders
-(``judge_prompt``), and with ``completion_only_loss=True`` the loss is on the judgment only.
+(``judge_prompt``; the model's special tokens in the text neutralised by
+``training.common.neutralize_rows`` as the sampling backend's ``judging.chat`` does), and with
+``completion_only_loss=True`` the loss is on the judgment only.
 Output directory and resume: ``srjudge.training.common``.
 
 Several processes: the same call under ``accelerate launch`` / ``torchrun`` (``torchrun
@@ -36,6 +38,7 @@ from srjudge.training.common import (
     load_for_training,
     lora_config,
     message_dicts,
+    neutralize_rows,
     note_repeated_rows,
     prepare_out,
     quiet_datasets,
@@ -134,6 +137,7 @@ def run_sft(
     check_out_dir(out_dir, model=path)
     rows, counts, template_ids = _sft_rows_counted(examples, score_only)
     policy, tokenizer = load_for_training(path)
+    rows = neutralize_rows(rows, tokenizer, ("prompt", "completion"))
     rows, fit_counts = fit_rows(rows, tokenizer, settings.max_length, ("completion",))
     counts = {"examples": len(examples), "rows": len(rows), **counts, **fit_counts}
     if not rows:

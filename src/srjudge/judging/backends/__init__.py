@@ -15,6 +15,7 @@ completions. Each backend applies its model's own chat template:
 from __future__ import annotations
 
 import importlib
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -36,12 +37,48 @@ class SamplingParams:
     def __post_init__(self) -> None:
         if self.n < 1:
             raise ValueError(f"n must be >= 1, got {self.n}")
-        if self.temperature < 0:
-            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
-        if not 0 < self.top_p <= 1:
+        if not (math.isfinite(self.temperature) and self.temperature >= 0):
+            raise ValueError(f"temperature must be a number >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:  # also refuses nan
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+
+
+class PromptTooLongError(ValueError):
+    """A prompt does not fit the model's context; ``index`` is its place in the call."""
+
+    def __init__(self, index: int, message: str):
+        super().__init__(message)
+        self.index = index
+
+
+def check_prompt_lengths(lengths: Sequence[int], max_new_tokens: int, context: int | None) -> None:
+    """Refuse (``PromptTooLongError``) the first prompt whose tokens plus ``max_new_tokens``
+    exceed ``context`` (the model's positions; None = unknown, nothing checked).
+
+    >>> check_prompt_lengths([10, 80], 20, 100)  # both fit
+    >>> try:
+    ...     check_prompt_lengths([10, 90], 20, 100)
+    ... except PromptTooLongError as e:
+    ...     print(e.index, str(e).split(": ")[-1])
+    1 lower --max-new-tokens to at most 10
+    """
+    if context is None:
+        return
+    for i, n in enumerate(lengths):
+        if n + max_new_tokens <= context:
+            continue
+        fix = (
+            f"lower --max-new-tokens to at most {context - n}"
+            if n < context
+            else "shorten the input (the prompt alone fills the context)"
+        )
+        raise PromptTooLongError(
+            i,
+            f"prompt has {n} tokens; with max_new_tokens {max_new_tokens} that exceeds the "
+            f"model's context of {context} tokens: {fix}",
+        )
 
 
 @runtime_checkable

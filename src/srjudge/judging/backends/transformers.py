@@ -25,8 +25,10 @@ from dataclasses import dataclass
 import torch
 from transformers.cache_utils import DynamicCache, DynamicLayer
 
-from srjudge.judging.backends import SamplingParams
-from srjudge.models import load_model_and_tokenizer, resolve_model
+from srjudge.judging.backends import SamplingParams, check_prompt_lengths
+from srjudge.judging.chat import chat_ids, chat_text
+from srjudge.judging.neutralize import control_strings, neutralize_special
+from srjudge.models import check_device, load_model_and_tokenizer, resolve_model
 from srjudge.records import Message
 
 END_OF_TURN = "<|im_end|>"
@@ -382,7 +384,7 @@ class TransformersBackend:
         min_new_tokens: int = 0,
         **_,
     ):
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = check_device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.path = resolve_model(model)
         self.name = f"transformers:{self.path}"
         self.batch_size = batch_size
@@ -392,6 +394,8 @@ class TransformersBackend:
             self.path, dtype=_resolve_dtype(dtype, self.device), device=self.device
         )
         self.stop_ids = self._stop_ids()
+        # most positions (prompt + new tokens) the model takes; None if its config has none
+        self.context_length = getattr(self.model.config, "max_position_embeddings", None)
 
     def _stop_ids(self) -> tuple[int, ...]:
         ids: set[int] = set()
@@ -405,15 +409,12 @@ class TransformersBackend:
         return tuple(sorted(ids))
 
     def prompt_ids(self, prompt: Sequence[Message]) -> torch.Tensor:
-        """The chat-templated prompt, ending with the assistant turn's opening, as 1-D ids."""
-        text = self.prompt_text(prompt)
-        return self.tokenizer(text, add_special_tokens=False, return_tensors="pt").input_ids[0]
+        """The chat-templated prompt, ending with the assistant turn's opening, as 1-D ids
+        (``judging.chat``: text inside the messages never becomes control tokens)."""
+        return torch.tensor(chat_ids(self.tokenizer, prompt), dtype=torch.long)
 
     def prompt_text(self, prompt: Sequence[Message]) -> str:
-        messages = [{"role": m.role, "content": m.content} for m in prompt]
-        return self.tokenizer.apply_chat_template(
-            messages, add_generation_prompt=True, tokenize=False
-        )
+        return chat_text(self.tokenizer, prompt)
 
     def _settings(self, params: SamplingParams) -> DecodeSettings:
         return DecodeSettings(
@@ -431,6 +432,7 @@ class TransformersBackend:
         """Like ``generate`` but returns token ids (stop token excluded)."""
         settings = self._settings(params)
         ids = [self.prompt_ids(p) for p in prompts]
+        check_prompt_lengths([len(x) for x in ids], params.max_new_tokens, self.context_length)
         seeds = [_prompt_seed(params.seed, index) for index in range(len(prompts))]
         if not self.naive and len(ids) > 1 and min(x.numel() for x in ids) > 1:
             generators = [torch.Generator(device=self.model.device).manual_seed(s) for s in seeds]
@@ -475,6 +477,7 @@ class TransformersBackend:
         Each option must add exactly one token after the longest token prefix that all
         ``prefix + option`` tokenizations share (e.g. prefix "... [RESULT] " and "1".."5").
         """
+        prefix = neutralize_special(prefix, control_strings(self.tokenizer))
         text = self.prompt_text(prompt) + prefix
         encoded = [self.tokenizer(text + o, add_special_tokens=False).input_ids for o in options]
         common = _common_prefix_length(encoded)

@@ -5,8 +5,9 @@
 
 vLLM is imported when a ``VLLMBackend`` is built, never at module import, so the rest of
 srjudge works without it. Prompts go through ``LLM.chat``, which applies the model's own
-chat template; all prompts of a batch are one call, and vLLM shares the prompt's KV cache
-among the ``n`` samples of a prompt.
+chat template (after ``judging.chat.chat_messages`` has neutralised the model's special
+tokens in the text, as for the transformers backend); all prompts of a batch are one call,
+and vLLM shares the prompt's KV cache among the ``n`` samples of a prompt.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from srjudge.judging.backends import SamplingParams
+from srjudge.judging.chat import chat_messages
 from srjudge.records import Message
 
 INSTALL_HINT = (
@@ -42,6 +44,7 @@ class VLLMBackend:
         self.model_path = resolve_model(model)
         self.name = f"vllm:{self.model_path}"
         self.llm = vllm.LLM(model=self.model_path, **options)
+        self.tokenizer = self.llm.get_tokenizer()
 
     def generate(
         self, prompts: Sequence[Sequence[Message]], params: SamplingParams
@@ -58,7 +61,7 @@ class VLLMBackend:
             max_tokens=params.max_new_tokens,
             seed=params.seed,
         )
-        conversations = [[{"role": m.role, "content": m.content} for m in p] for p in prompts]
+        conversations = [chat_messages(self.tokenizer, p) for p in prompts]
         outputs = self.llm.chat(conversations, sampling_params=sampling, use_tqdm=False)
         texts = []
         for request in outputs:

@@ -43,6 +43,14 @@ Choices where the paper's text is garbled or safety-specific:
 * A.1.5's closing line says "(write a rationale for criteria)" although the reversal prompt
   has no criteria; both of its format lines say "(write a rationale) [RESULT] (1-5)" here.
 
+Text under judgment is data: before rendering, every string in every variable goes through
+``judging.neutralize.neutralize``, which breaks chat control tokens (``<|im_end|>``),
+``assistant:`` turn lines and the other delimiters the template relies on (``<END RESPONSE>``,
+``[RESULT]``, ``Judgment Rating:``, ``ITEM2``, the ``###`` headings: those found in its files)
+with a zero width space after their first character, so a response cannot close its block or
+forge a turn or a verdict. A judgment shown to a meta-judge keeps its ``[RESULT]``: that
+template has no such delimiter. The templates themselves are never changed.
+
 Rendering keeps templates verbatim (``keep_trailing_newline``, no autoescape, explicit
 ``{%- ... %}`` whitespace control); only the file's final newline is removed from each message,
 since the chat template supplies the turn separators. ``template_hash`` covers both files, so a
@@ -58,6 +66,7 @@ from typing import Any, Literal
 
 import jinja2
 
+from srjudge.judging.neutralize import delimiters_of, neutralize_value
 from srjudge.records import Example, Message, PairwiseExample, PointwiseExample, Rubric
 
 TEMPLATE_IDS: tuple[str, ...] = (
@@ -94,6 +103,12 @@ def template_files(template_id: str) -> list[str]:
     return [f"{template_id}.{part}.j2" for part in _PARTS]
 
 
+@functools.cache
+def _delimiters(template_id: str) -> tuple[str, ...]:
+    """The delimiters neutralised in this template's variables (``neutralize.delimiters_of``)."""
+    return delimiters_of("\n".join((_FOLDER / f).read_text() for f in template_files(template_id)))
+
+
 def _rubric_vars(rubric: Any) -> Any:
     if isinstance(rubric, Rubric):
         return {"criteria": rubric.criteria, "items": rubric.items()}
@@ -103,10 +118,14 @@ def _rubric_vars(rubric: Any) -> Any:
 def render_messages(template_id: str, **variables: Any) -> list[Message]:
     """Render a template into ``[system, user]`` messages; a missing variable raises.
 
+    Every variable is data: its delimiters are neutralised first (``judging.neutralize``).
+
     Raises ``ValueError`` for an unknown id and ``jinja2.UndefinedError`` for a missing variable.
     """
     if "rubric" in variables:
         variables["rubric"] = _rubric_vars(variables["rubric"])
+    names = _delimiters(template_id)
+    variables = {name: neutralize_value(value, names) for name, value in variables.items()}
     env = _env()
     out = []
     for part, name in zip(_PARTS, template_files(template_id), strict=True):

@@ -9,8 +9,9 @@ dominate): ``pytest -m slow tests/test_distributed.py``; CI runs it (``.ci/run``
 * Only rank 0 writes: rank 1 is audited (``tests/rank_audit/sitecustomize.py``, Python audit
   hooks) and writes nothing under the run folder but scratch in the checkpoint folder (the
   trainer's per-rank RNG state, datasets' map caches), which is deleted at the end.
-* ``kill -9`` of rank 1 in the middle of SFT fails the stage cleanly (no stage.json, a clear
-  error); rerunning resumes from the last checkpoint and ends with the uninterrupted weights.
+* ``kill -9`` of rank 1 in the middle of SFT (launched with the shipped ``ddp`` accelerate
+  config) fails the stage cleanly (no stage.json, a clear error); rerunning resumes from the
+  last checkpoint and ends with the uninterrupted weights.
 * Sampling with the real tiny model (seeded sampling, not a mock) over 2 spawned workers gives
   exactly the judgments of 1 worker.
 """
@@ -213,9 +214,8 @@ def test_kill_9_of_one_rank_fails_the_stage_and_the_rerun_resumes(tmp_path, tiny
     long_sft = {"sft_pointwise": {"max_examples": 4, "settings": {**TRAIN, "num_train_epochs": 8}},
                 "iterations": [], "eval": {}}  # fmt: skip
     ref = run(config_from_dict(_config(tmp_path / "ref", tiny_model_dir, data, None, **long_sft)))
-    cfg = config_from_dict(
-        _config(tmp_path / "run", tiny_model_dir, data, {"num_processes": 2}, **long_sft)
-    )
+    launch = {"num_processes": 2, "config_file": "ddp"}  # the shipped accelerate config
+    cfg = config_from_dict(_config(tmp_path / "run", tiny_model_dir, data, launch, **long_sft))
     stage = tmp_path / "run/stages/01_sft_pointwise"
     killed: list[int] = []
     killer = threading.Thread(

@@ -1,6 +1,8 @@
 """Regenerate the annotation screenshots in docs/ (annotate_page.png, annotate_report.png).
 
     .venv/bin/python scripts/annotate_docs.py [--out docs]
+    .venv/bin/python scripts/annotate_docs.py --a runs/demo/stages/12_eval_iter2_dpo \
+        --b runs/demo/stages/10_eval_sft --keep-study study.db     # a real run's predictions
 
 Builds a study (``--all``) from the hand-made demo-like evaluations in
 ``tests/fixtures/annotate/demo_run`` (J_2 vs J_SFT on five held-out MT-Bench items), labels it
@@ -47,7 +49,7 @@ def _label(base: str, db: Path) -> None:
             token = store.add_annotator(conn, name)
         with httpx.Client(base_url=base) as client:
             client.get(f"/t/{token}")
-            for n, pref in enumerate(prefs, 1):
+            for n, pref in enumerate(prefs[: len(first)], 1):
                 choice = pref if pref.startswith("tie") else ("1" if pref == first[n] else "2")
                 data = {"choice": choice, "reason": REASONS.get(pref, []), "comment": ""}
                 assert client.post(f"/item/{n}", data=data).status_code == 303
@@ -81,12 +83,16 @@ def _browser(profile: str):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(ROOT / "docs"))
-    out = Path(parser.parse_args().out)
+    parser.add_argument("--a", default=str(DEMO / "13_eval_iter2_dpo"), help="J_2's eval folder")
+    parser.add_argument("--b", default=str(DEMO / "11_eval_sft"), help="J_SFT's eval folder")
+    parser.add_argument("--keep-study", help="copy the labelled study file here")
+    args = parser.parse_args()
+    out = Path(args.out)
     work = Path(tempfile.mkdtemp(prefix="srjudge-annotate-docs-"))
     db = work / "study.db"
     create_study(
-        DEMO / "13_eval_iter2_dpo",
-        DEMO / "11_eval_sft",
+        Path(args.a),
+        Path(args.b),
         db,
         keep_all=True,
         label_a="J_2",
@@ -126,6 +132,11 @@ def main() -> None:
         server.should_exit = True
         thread.join(timeout=10)
     print(f"wrote {out / 'annotate_page.png'}, {out / 'annotate_report.png'}")
+    if args.keep_study:
+        with store.opened(db) as conn:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        shutil.copyfile(db, args.keep_study)
+        print(f"kept the labelled study as {args.keep_study}")
     shutil.rmtree(work, ignore_errors=True)
 
 

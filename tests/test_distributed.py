@@ -37,7 +37,7 @@ from srjudge.loop.config import config_from_dict
 from srjudge.loop.run import run
 from srjudge.records import Message, PointwiseExample, Rubric, to_dict, write_jsonl
 
-pytestmark = pytest.mark.slow  # 8.5-11.5 min measured on 2 shared cores; CI runs it (.ci/run)
+pytestmark = pytest.mark.slow  # 4.7-11.5 min measured on 2 shared cores; CI runs it (.ci/run)
 
 AUDIT = Path(__file__).parent / "rank_audit"
 RUBRIC = Rubric("Is the sum right?", ("wrong", "mostly wrong", "partly", "mostly", "right"))

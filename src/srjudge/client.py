@@ -25,6 +25,18 @@ import httpx
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 
 
+def backoff_delay(attempt: int, retry_after: str | None, backoff: float, cap: float) -> float:
+    """Seconds to wait before retry ``attempt``: ``backoff * 2**attempt``, or the server's
+    ``Retry-After`` in seconds (an HTTP date is ignored), never more than ``cap``."""
+    delay = min(cap, backoff * 2**attempt)
+    if retry_after:
+        try:
+            delay = min(cap, float(retry_after))
+        except ValueError:
+            pass  # an HTTP date: keep our own backoff
+    return delay
+
+
 class JudgeClientError(RuntimeError):
     """The server refused the request, or retries ran out. ``status`` is None when no
     answer came (connection error)."""
@@ -133,13 +145,7 @@ class JudgeClient:
         raise AssertionError("unreachable")
 
     def _sleep(self, attempt: int, retry_after: str | None) -> None:
-        delay = min(self.max_backoff, self.backoff * 2**attempt)
-        if retry_after:
-            try:
-                delay = min(self.max_backoff, float(retry_after))
-            except ValueError:
-                pass  # an HTTP date: keep our own backoff
-        time.sleep(delay)
+        time.sleep(backoff_delay(attempt, retry_after, self.backoff, self.max_backoff))
 
     @staticmethod
     def _error(method: str, url: str, response: httpx.Response, attempts: int) -> JudgeClientError:

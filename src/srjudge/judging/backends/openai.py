@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 
+from srjudge.client import backoff_delay
 from srjudge.judging.backends import SamplingParams
 from srjudge.records import Message
 
@@ -161,13 +162,7 @@ class OpenAIBackend:
         raise AssertionError("unreachable")
 
     def _sleep(self, attempt: int, retry_after: str | None) -> None:
-        delay = min(self.max_backoff, self.backoff * 2**attempt)
-        if retry_after:
-            try:
-                delay = min(self.max_backoff, float(retry_after))
-            except ValueError:
-                pass  # an HTTP date: keep our own backoff
-        time.sleep(delay)
+        time.sleep(backoff_delay(attempt, retry_after, self.backoff, self.max_backoff))
 
     @staticmethod
     def _describe(url: str, response: httpx.Response, attempts: int) -> str:

@@ -77,7 +77,7 @@ BAD_SETTINGS = [
     ("iterations.0.method=dpoo",
      "must be one of dpo, best_of_n_sft, got 'dpoo'; did you mean 'dpo'?"),
     ("iterations.0.sample.modes=[]", "must name at least one mode"),
-    ("backend=vlm", "must be one of transformers, vllm, openai, mock, got 'vlm'"),
+    ("backend=vlm", "must be one of auto, transformers, vllm, openai, mock, got 'vlm'"),
     ("iterations.0.sampel.n=3",
      ":iterations.0.sampel: unknown setting; did you mean 'iterations.0.sample'?"),
     ("model=./no-such-model", "model './no-such-model': no such directory"),

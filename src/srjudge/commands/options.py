@@ -21,7 +21,14 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from srjudge.judging.backends import BACKENDS, Backend, SamplingParams, load_backend
+from srjudge.judging.backends import (
+    BACKENDS,
+    DEFAULT_BACKEND,
+    LOCAL_BACKENDS,
+    Backend,
+    SamplingParams,
+    load_backend,
+)
 from srjudge.records import Message
 
 # flag -> (the backend it belongs to, the load_backend option it sets)
@@ -50,7 +57,13 @@ def _count(text: str) -> int:
 
 def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     """``--backend`` and the options of each backend."""
-    parser.add_argument("--backend", default="transformers", choices=BACKENDS)
+    parser.add_argument(
+        "--backend",
+        default=DEFAULT_BACKEND,
+        choices=BACKENDS,
+        help="auto (default): the vLLM engine where installed and the model fits it, "
+        "else transformers",
+    )
     parser.add_argument("--device", help="transformers: cpu, cuda, ... (default: cuda if present)")
     parser.add_argument("--base-url", help="openai: endpoint (default $OPENAI_BASE_URL)")
     parser.add_argument(
@@ -96,7 +109,7 @@ def backend_options(args: argparse.Namespace) -> dict[str, Any]:
         value = getattr(args, dest)
         if value is None:  # not given (0 retries is a value)
             continue
-        if args.backend != kind:
+        if args.backend != kind and not (kind == "transformers" and args.backend == "auto"):
             raise ValueError(f"{_flag(dest)} is for --backend {kind}")
         options[option] = value
     if args.mock_delay and args.backend != "mock":
@@ -111,7 +124,7 @@ def backend_options(args: argparse.Namespace) -> dict[str, Any]:
 def check_model_arg(args: argparse.Namespace, model: str) -> None:
     """For the backends that load a local model, refuse a model that is no alias, directory or
     findable hub id (``models.ModelNotFoundError``) before any file is touched."""
-    if args.backend in ("transformers", "vllm"):
+    if args.backend in LOCAL_BACKENDS:
         from srjudge.models import check_model_name  # imports torch: only when checking
 
         check_model_name(model)

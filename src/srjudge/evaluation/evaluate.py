@@ -50,7 +50,7 @@ from srjudge.evaluation.metrics import N_BOOT, MetricFn, Record, as_number, pars
 from srjudge.evaluation.results import BenchmarkResult, EvalResult, Metric
 from srjudge.evaluation.stats import bootstrap_ci
 from srjudge.evaluation.tasks import TASKS, JudgeOptions
-from srjudge.judging.backends import Backend, VerdictScorer, load_backend
+from srjudge.judging.backends import DEFAULT_BACKEND, Backend, VerdictScorer, load_backend
 from srjudge.judging.judge import Judge
 from srjudge.judging.prompts import judge_template_id, template_hash
 from srjudge.judging.shards import ShardJob, check_files, run_sharded
@@ -162,7 +162,7 @@ def evaluate(
     allow_overlap: bool = False,
     max_new_tokens: int = 512,
     expected_score: bool | None = None,
-    backend: str = "transformers",
+    backend: str = DEFAULT_BACKEND,
     backend_options: dict[str, Any] | None = None,
     model_label: str | None = None,
     max_retries: int | None = None,

@@ -1,7 +1,7 @@
 """Judging: prompts, parsing, backends, N judgments per input, the ``Judge`` API, judge_file.
 
     from srjudge.judging import Judge
-    judge = Judge.load("smollm2-135m")                    # backend="transformers" by default
+    judge = Judge.load("smollm2-135m")                    # backend="auto" by default
     grade = judge.grade(example, samples=5)               # pointwise: majority + mean of 5
 
 Modules (this file only re-exports their public names):

@@ -1,7 +1,7 @@
 """The ``Judge`` API: pointwise ``grade`` and pairwise ``compare`` over any backend.
 
     from srjudge.judging import Judge
-    judge = Judge.load("smollm2-135m")                    # backend="transformers" by default
+    judge = Judge.load("smollm2-135m")                    # backend="auto" by default
     grade = judge.grade(example, samples=5)               # pointwise: majority + mean of 5
     cmp = judge.compare(pair, both_orders=True)           # pairwise, position swap checked
 
@@ -20,7 +20,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from srjudge.judging.backends import Backend, SamplingParams, VerdictScorer, load_backend
+from srjudge.judging.backends import (
+    DEFAULT_BACKEND,
+    Backend,
+    SamplingParams,
+    VerdictScorer,
+    load_backend,
+)
 from srjudge.judging.parsing import cut_at_end_of_turn
 from srjudge.judging.prompts import judge_prompt
 from srjudge.judging.sampling import DEFAULT_BATCH_SIZE, sample_judgments
@@ -221,7 +227,7 @@ class Judge:
     def load(
         cls,
         model: str = "smollm2-135m",
-        backend: str = "transformers",
+        backend: str = DEFAULT_BACKEND,
         *,
         max_retries: int = 2,
         batch_size: int = DEFAULT_BATCH_SIZE,

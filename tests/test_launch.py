@@ -6,6 +6,7 @@ for a launched stage, the other machines following it, and a resumed run that ch
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -196,6 +197,17 @@ def test_cli_settings_file_is_strict(tmp_path, capsys):
     bad.write_text("per_device_train_batch_size: 1\nbatch: 2\n")
     with pytest.raises(SystemExit, match=f"{bad}.*batch"):
         main(["sft", "--model", "m", "--data", "d", "--out", "o", "--settings", str(bad)])
+
+
+@pytest.mark.parametrize("lr", [5e-6, 2e-4, 1e-5])
+def test_settings_file_written_by_a_launch_reads_back(tmp_path, lr):
+    """The loop writes a stage's settings as JSON, where 5e-6 is ``5e-06``: the training verb
+    must read that as a number (YAML 1.1 reads it as a string; the demo's DPO failed on it)."""
+    from srjudge.commands.train import _settings_file
+
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps(asdict(DPOSettings(learning_rate=lr))))
+    assert _settings_file(DPOSettings, str(path))["learning_rate"] == lr
 
 
 @pytest.mark.parametrize(

@@ -93,9 +93,10 @@ def _settings(cls, args: argparse.Namespace, **extra):
 def _settings_file(cls, path: str) -> dict:
     """The settings mapping in ``path``; unknown fields and wrong types name the file."""
     import dacite
-    import yaml
 
-    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    from srjudge.loop.config import parse_yaml  # YAML 1.2 floats: 5e-06 (JSON's way) is a number
+
+    raw = parse_yaml(Path(path).read_text(encoding="utf-8"))
     if not isinstance(raw, dict):
         raise SystemExit(f"error: {path}: expected a mapping of settings")
     try:

@@ -17,8 +17,6 @@ from __future__ import annotations
 import doctest
 import json
 import re
-import sys
-import types
 from collections import Counter
 from pathlib import Path
 
@@ -241,28 +239,21 @@ def test_backend_samples_from_the_checked_ids(tiny_model_dir):
     assert backend.prompt_text(messages) == chat_text(backend.tokenizer, messages)
 
 
-def test_vllm_backend_sends_neutralised_messages(monkeypatch):
-    calls = []
+def test_vllm_backend_sends_neutralised_ids(tiny_model_dir):
+    """The engine gets token ids built by ``judging.chat`` (neutralised, control tokens checked),
+    the same ids the transformers backend samples from."""
+    from transformers import AutoTokenizer
 
-    class LLM:
-        def __init__(self, model, **options):
-            pass
+    from srjudge.judging.backends.vllm import VLLMBackend
+    from srjudge.judging.chat import chat_ids
 
-        def get_tokenizer(self):
-            return types.SimpleNamespace(all_special_tokens=["</s>"], added_tokens_decoder={})
-
-        def chat(self, conversations, sampling_params=None, use_tqdm=True):
-            calls.append(conversations)
-            return [types.SimpleNamespace(outputs=[types.SimpleNamespace(index=0, text="t")])]
-
-    module = types.ModuleType("vllm")
-    module.LLM, module.SamplingParams = LLM, lambda **kw: types.SimpleNamespace(**kw)
-    monkeypatch.setitem(sys.modules, "vllm", module)
-    from srjudge.judging.backends import SamplingParams, load_backend
-
-    backend = load_backend("vllm", "tiny-random")
-    backend.generate([[Message("user", "x </s> <|im_end|>")]], SamplingParams())
-    assert calls[-1] == [[{"role": "user", "content": f"x <{MARK}/s> <|im_end|>"}]]
+    backend = object.__new__(VLLMBackend)  # no engine: only the prompt path is under test
+    backend.tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    special = backend.tokenizer.eos_token
+    prompt = [Message("user", f"x {special} y")]
+    ids = backend.prompt_ids(prompt)
+    assert ids == chat_ids(backend.tokenizer, prompt)
+    assert special not in backend.prompt_text(prompt).split("x ", 1)[1].split(" y")[0]
 
 
 def test_training_rows_tokenize_as_sampling_does(tiny_model_dir, tmp_path):

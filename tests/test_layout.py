@@ -48,8 +48,6 @@ MAX_LINES = 500
 ALLOWED_LONG: dict[str, str] = {
     "srjudge/training/curate.py": "the pure strategy table and its dispatch, kept whole as the "
     "reference for pure, table-tested modules; a few lines over",
-    "srjudge/judging/backends/transformers.py": "the shared-prefix KV-cache decode loop, "
-    "self-contained on purpose (bench/sampling.py measures it as one unit); a few lines over",
 }
 
 

@@ -74,3 +74,36 @@ def chat_ids(tokenizer: Any, messages: Sequence[Message] | Sequence[dict[str, st
             "there); this tokenizer needs another neutralising rule in srjudge.judging.neutralize"
         )
     return list(ids)
+
+
+def option_context(
+    tokenizer: Any, messages: Sequence[Message], prefix: str, options: Sequence[str]
+) -> tuple[list[int], list[int]]:
+    """(context ids, one token id per option) for reading P(option | chat + assistant
+    ``prefix``): ``prefix`` is neutralised like message text, and each option must add
+    exactly one token after the longest token prefix all ``prefix + option`` encodings share
+    (e.g. prefix "... [RESULT] " and "1".."5"). Used by every backend that reads log-probs."""
+    text = chat_text(tokenizer, messages) + neutralize_special(prefix, control_strings(tokenizer))
+    encoded = [tokenizer(text + o, add_special_tokens=False).input_ids for o in options]
+    common = _common_prefix_length(encoded)
+    option_ids = []
+    for option, ids in zip(options, encoded, strict=True):
+        if len(ids) != common + 1:
+            raise ValueError(
+                f"option {option!r} is not a single token after the prefix "
+                f"({len(ids) - common} tokens); adjust the prefix's trailing whitespace"
+            )
+        option_ids.append(ids[common])
+    return encoded[0][:common], option_ids
+
+
+def _common_prefix_length(sequences: Sequence[Sequence[int]]) -> int:
+    """
+    >>> _common_prefix_length([[1, 2, 3], [1, 2, 4], [1, 2]])
+    2
+    """
+    length = min(len(s) for s in sequences)
+    for i in range(length):
+        if len({s[i] for s in sequences}) > 1:
+            return i
+    return length

@@ -26,8 +26,7 @@ import torch
 from transformers.cache_utils import DynamicCache, DynamicLayer
 
 from srjudge.judging.backends import SamplingParams, check_prompt_lengths
-from srjudge.judging.chat import chat_ids, chat_text
-from srjudge.judging.neutralize import control_strings, neutralize_special
+from srjudge.judging.chat import chat_ids, chat_text, option_context
 from srjudge.models import check_device, load_model_and_tokenizer, resolve_model
 from srjudge.records import Message
 
@@ -477,31 +476,8 @@ class TransformersBackend:
         Each option must add exactly one token after the longest token prefix that all
         ``prefix + option`` tokenizations share (e.g. prefix "... [RESULT] " and "1".."5").
         """
-        prefix = neutralize_special(prefix, control_strings(self.tokenizer))
-        text = self.prompt_text(prompt) + prefix
-        encoded = [self.tokenizer(text + o, add_special_tokens=False).input_ids for o in options]
-        common = _common_prefix_length(encoded)
-        option_ids = []
-        for option, ids in zip(options, encoded, strict=True):
-            if len(ids) != common + 1:
-                raise ValueError(
-                    f"option {option!r} is not a single token after the prefix "
-                    f"({len(ids) - common} tokens); adjust the prefix's trailing whitespace"
-                )
-            option_ids.append(ids[common])
-        context = torch.tensor([encoded[0][:common]], device=self.model.device)
+        context_ids, option_ids = option_context(self.tokenizer, prompt, prefix, options)
+        context = torch.tensor([context_ids], device=self.model.device)
         logits = self.model(input_ids=context, logits_to_keep=1).logits[0, -1].float()
         probs = logits[option_ids].softmax(dim=-1)
         return probs.tolist()
-
-
-def _common_prefix_length(sequences: Sequence[Sequence[int]]) -> int:
-    """
-    >>> _common_prefix_length([[1, 2, 3], [1, 2, 4], [1, 2]])
-    2
-    """
-    length = min(len(s) for s in sequences)
-    for i in range(length):
-        if len({s[i] for s in sequences}) > 1:
-            return i
-    return length

@@ -43,7 +43,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from srjudge.judging.backends import SamplingParams, check_prompt_lengths
-from srjudge.judging.chat import chat_ids, chat_text
+from srjudge.judging.chat import chat_ids, chat_text, option_context
 from srjudge.records import Message
 
 END_OF_TURN = "<|im_end|>"
@@ -244,7 +244,7 @@ class VLLMBackend:
         self, items: Sequence[tuple[Sequence[Message], str]], options: Sequence[str]
     ) -> list[list[float]]:
         """``option_probs`` of every (prompt, prefix), all submitted at once."""
-        pairs = [self._option_context(p, x, options) for p, x in items]
+        pairs = [option_context(self.tokenizer, p, x, options) for p, x in items]
         contexts = [c for c, _ in pairs]
         option_ids = [ids for _, ids in pairs]
         check_prompt_lengths([len(c) for c in contexts], 1, self.max_model_len)
@@ -260,24 +260,6 @@ class VLLMBackend:
             _renormalised([out.outputs[0].logprobs[0][t].logprob for t in ids])
             for out, ids in zip(outputs, option_ids, strict=True)
         ]
-
-    def _option_context(
-        self, prompt: Sequence[Message], prefix: str, options: Sequence[str]
-    ) -> tuple[list[int], list[int]]:
-        """(context ids, one token id per option): the options must each add exactly one
-        token after the longest token prefix all ``prefix + option`` encodings share."""
-        text = self.prompt_text(prompt) + prefix
-        encoded = [self.tokenizer(text + o, add_special_tokens=False).input_ids for o in options]
-        common = _common_prefix_length(encoded)
-        option_ids = []
-        for option, ids in zip(options, encoded, strict=True):
-            if len(ids) != common + 1:
-                raise ValueError(
-                    f"option {option!r} is not a single token after the prefix "
-                    f"({len(ids) - common} tokens); adjust the prefix's trailing whitespace"
-                )
-            option_ids.append(ids[common])
-        return encoded[0][:common], option_ids
 
 
 def _renormalised(logprobs: Sequence[float]) -> list[float]:
@@ -300,15 +282,3 @@ def _model_context(path: str) -> int:
     from transformers import AutoConfig
 
     return AutoConfig.from_pretrained(path).max_position_embeddings
-
-
-def _common_prefix_length(sequences: Sequence[Sequence[int]]) -> int:
-    """
-    >>> _common_prefix_length([[1, 2, 3], [1, 2, 4], [1, 2]])
-    2
-    """
-    length = min(len(s) for s in sequences)
-    for i in range(length):
-        if len({s[i] for s in sequences}) > 1:
-            return i
-    return length

@@ -49,6 +49,17 @@ def test_demo_study_keeps_items_with_the_same_verdict(tmp_path):
     assert p["verdicts"] == [4, 4]
 
 
+def test_an_eval_stage_reads_its_own_run_data_not_a_same_named_file_here(tmp_path, monkeypatch):
+    # settings.json names runs/demo/stages/00_data/heldout.jsonl (relative); a different demo
+    # run under the current directory must not be read instead of the eval's own run folder
+    other = tmp_path / "runs" / "demo" / "stages" / "00_data"
+    other.mkdir(parents=True)
+    (other / "heldout.jsonl").write_text((JUDGE / "examples.jsonl").read_text())
+    monkeypatch.chdir(tmp_path)
+    db = demo_study(tmp_path / "s.db")
+    assert len(_items(db)) == 4
+
+
 def test_rationales_are_stored_on_the_side_recorded_for_each_item(tmp_path):
     db = demo_study(tmp_path / "s.db", seed=3)
     a = read_predictions(DEMO / "13_eval_iter2_dpo").items

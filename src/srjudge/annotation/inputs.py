@@ -284,15 +284,20 @@ def _judge_examples(a: Predictions, b: Predictions) -> dict[str, Example]:
 
 
 def _eval_path(p: Predictions, given: str) -> str:
-    """A path from ``settings.json`` as given, else below the run folder the eval is in."""
-    if Path(given).exists():
-        return given
+    """A data path from ``settings.json``: below the run folder the eval is in, else as given.
+
+    A relative path in ``settings.json`` was relative to wherever the eval ran. When the eval is
+    a stage of a run (``RUN/stages/NN_eval_x``), the copy inside that run is the one it read, so
+    it wins over a same-named file under the current directory (another run's, say).
+    """
     parts = Path(given).parts
     run_root = p.path.parent.parent.parent  # RUN/stages/NN_eval_x/predictions.jsonl
     if "stages" in parts and p.path.parent.parent.name == "stages":
         candidate = run_root.joinpath(*parts[parts.index("stages") :])
         if candidate.exists():
             return str(candidate)
+    if Path(given).exists():
+        return given
     raise StudyInputError(
         f"{p.path.parent / 'settings.json'}: data file {given} not found; pass --examples FILE"
     )

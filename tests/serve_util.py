@@ -80,7 +80,7 @@ class SlowMock(MockBackend):
 def running(backend, **settings) -> Iterator[str]:
     """Serve ``create_app(backend, ServeSettings(model_name="m", **settings))`` on a free
     loopback port in a thread; yields the base URL."""
-    app = create_app(backend, ServeSettings(model_name="m", backend_kind="mock", **settings))
+    app = create_app(backend, ServeSettings(model_name="m", **settings))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

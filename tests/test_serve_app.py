@@ -302,6 +302,7 @@ def test_models_health_metrics_docs(url):
     assert httpx.get(url + "/v1/models").json()["data"][0]["id"] == "m"
     health = httpx.get(url + "/health").json()
     assert health["status"] == "ok" and health["model"] == "m"
+    assert health["backend"] == "mock"  # the kind that was loaded, never its path
     post(url, "/v1/grade", {"items": [point(0, 2), point(1)]})
     text = httpx.get(url + "/metrics").text
     assert 'srjudge_requests_total{route="/v1/grade",status="200"}' in text

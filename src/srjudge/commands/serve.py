@@ -95,7 +95,6 @@ def settings_from_args(args: argparse.Namespace) -> ServeSettings:
         raise SettingsError(str(e)) from None
     settings = ServeSettings(
         model_name=args.served_name or served_name(args.model),
-        backend_kind=args.backend,
         host=args.host,
         port=args.port,
         api_key=read_api_key(args.api_key_file) if args.api_key_file else None,

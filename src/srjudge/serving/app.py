@@ -70,6 +70,7 @@ class Server:
             batch_size=2 * (settings.max_batch + settings.max_items),  # one call per group
         )
         self.tokens = jobs.control_tokens(backend)
+        self.backend_kind = backend.name.split(":", 1)[0]  # the name holds the model's path
         self.batcher = Batcher(
             self.work,
             max_batch=settings.max_batch,
@@ -209,7 +210,7 @@ def _add_info_routes(app: FastAPI, server: Server) -> None:
         return schemas.Health(
             status="ok",
             model=server.settings.model_name,
-            backend=server.settings.backend_kind,
+            backend=server.backend_kind,
             queued_items=server.batcher.queued_items,
             uptime_s=round(time.monotonic() - server.started, 1),
         )
@@ -241,7 +242,7 @@ def _add_judge_routes(app: FastAPI, server: Server) -> None:
         if body.expected_score and not server.work.reads_probabilities:
             raise ApiError(
                 422,
-                f"expected_score: the {server.settings.backend_kind} backend "
+                f"expected_score: the {server.backend_kind} backend "
                 "cannot read token probabilities",
                 "unsupported",
                 field="expected_score",

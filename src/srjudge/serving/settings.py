@@ -14,7 +14,6 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from srjudge.judging.backends import DEFAULT_BACKEND
 
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
 
@@ -27,7 +26,6 @@ class SettingsError(ValueError):
 class ServeSettings:
     model_name: str
     """The name clients see (``/v1/models``, ``model`` in answers); never a file path."""
-    backend_kind: str = DEFAULT_BACKEND
     host: str = "127.0.0.1"
     port: int = 8000
     api_key: str | None = None

@@ -105,6 +105,29 @@ def test_a_lone_job_waits_at_most_the_window():
     assert 0.04 < run(main()) < 1.0
 
 
+def test_callers_answered_by_a_call_can_join_the_job_that_queued_during_it():
+    """A job queued while the model ran does not leave at once with a batch of one: the
+    window reopens when the call ends, and the callers just answered join it."""
+
+    async def main():
+        rec = Recorder(delay=0.4)
+        b = await started(rec, max_wait_s=0.15)
+
+        async def client(i: int, late: float) -> None:
+            await asyncio.sleep(late)
+            await b.submit("k", [i])
+            await asyncio.sleep(0.02)  # the answered caller's next request, a moment later
+            await b.submit("k", [i + 100])
+
+        await asyncio.gather(client(1, 0), client(2, 0), client(3, 0.25))
+        await b.stop()
+        return rec
+
+    rec = run(main())
+    # call 1: [1, 2]; 3 queued during it; 101 and 102 arrive 20 ms after it ends and join 3
+    assert [sorted(items) for _, items in rec.calls][:2] == [[1, 2], [3, 101, 102]]
+
+
 def test_a_failing_job_fails_alone():
     async def main():
         rec = Recorder(fail_on=2)

@@ -12,7 +12,9 @@ loop keeps answering (health checks, new requests) while it runs.
 How a batch forms: the first waiting job opens a window of ``max_wait_s``; jobs that arrive in
 it join until ``max_batch`` items are gathered (a job is never split: one that would overflow a
 non-empty batch waits for the next; a job alone may exceed ``max_batch``). While the model runs,
-new jobs queue up and form the next batch at once. Jobs with equal ``key`` (same route and
+new jobs queue up; when it finishes, the window opens again from that moment, so the callers
+just answered (who often send their next request at once) can join the next batch instead of
+waiting behind a batch of the one job that queued during the call. A full batch never waits. Jobs with equal ``key`` (same route and
 sampling settings) share one ``run_group`` call; a batch with several keys makes one call per key,
 in arrival order. Results are split back to each job in order.
 
@@ -112,6 +114,7 @@ class Batcher:
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self._last_call_end = float("-inf")
 
     @property
     def queued_items(self) -> int:
@@ -168,11 +171,12 @@ class Batcher:
             self._running = []
 
     async def _gather_window(self) -> None:
-        """Wait until ``max_batch`` items are queued or the oldest job has waited
-        ``max_wait_s``."""
+        """Wait until ``max_batch`` items are queued or ``max_wait_s`` has passed since the
+        oldest job arrived or, if later, since the last model call ended."""
         assert self._wakeup is not None
         live = [j for j in self._pending if not j.future.done()]
-        deadline = min(j.queued_at for j in live) + self.max_wait_s
+        opened = max(min(j.queued_at for j in live), self._last_call_end)
+        deadline = opened + self.max_wait_s
         while self.queued_items < self.max_batch:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -216,6 +220,7 @@ class Batcher:
             ok = True
             return results
         finally:
+            self._last_call_end = time.monotonic()
             if self._on_batch is not None:
                 stats = BatchStats(key, len(items), len(jobs), time.monotonic() - started, ok)
                 self._on_batch(stats)

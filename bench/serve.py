@@ -4,7 +4,9 @@ Starts ``srjudge serve`` (API key on, loopback) on the default CPU model and sen
 grading items (a) one request at a time and (b) from ``--clients`` concurrent clients, one item
 per request. Reports items/s, p50/p95/p99 latency, the batch sizes the server formed (from its
 ``/metrics``), errors, whether (a) and (b) gave the same verdicts, and
-``concurrent_speedup`` = items/s of (b) / items/s of (a). Then a fault run: clients that
+``concurrent_speedup`` = items/s of (b) / items/s of (a). (a) and (b) each run on a freshly
+started server, so that (b) does not find (a)'s prompts in the engine's prefix cache; each
+starts with one untimed warm-up request. Then, on (b)'s server, a fault run: clients that
 disconnect mid-request, malformed JSON, oversized bodies, wrong JSON keys and wrong API keys,
 and a burst of ``--burst`` requests at once, while ``/health`` is polled; the server must keep
 answering. Writes ``bench/results/<output>.{md,json}``.
@@ -403,17 +405,33 @@ def main() -> int:
         key = secrets.token_urlsafe(24)
         key_file.write_text(key)
         key_file.chmod(0o600)
-        proc, url, server_cmd = start_server(args, key_file, Path(tmp) / "server.log")
         headers = {"Authorization": f"Bearer {key}"}
+
+        def phase(name: str, run):
+            """A fresh server for each phase: the engine's prefix cache must not carry the
+            items' prompts from (a) into (b)."""
+            proc, url, cmd = start_server(args, key_file, Path(tmp) / f"server-{name}.log")
+            try:
+                with httpx.Client(base_url=url, headers=headers, timeout=3600) as c:
+                    grade_once(c, items[0], args.max_new_tokens)  # warm-up, not timed
+                before = batch_stats(url, headers)
+                result = run(url)
+                return result, batch_delta(before, batch_stats(url, headers)), url, cmd, proc
+            except BaseException:
+                proc.terminate()
+                proc.wait(timeout=60)
+                raise
+
+        (seq, seq_rows), seq_batches, _, server_cmd, proc = phase(
+            "a", lambda url: sequential(url, headers, items, args)
+        )
+        proc.terminate()
+        proc.wait(timeout=60)
+        (con, con_rows), con_batches, url, _, proc = phase(
+            "b", lambda url: concurrent(url, headers, items, args)
+        )
+        seq["batches"], con["batches"] = seq_batches, con_batches
         try:
-            with httpx.Client(base_url=url, headers=headers, timeout=3600) as c:
-                grade_once(c, items[0], args.max_new_tokens)  # warm-up, not timed
-            before = batch_stats(url, headers)
-            seq, seq_rows = sequential(url, headers, items, args)
-            mid = batch_stats(url, headers)
-            con, con_rows = concurrent(url, headers, items, args)
-            after = batch_stats(url, headers)
-            seq["batches"], con["batches"] = batch_delta(before, mid), batch_delta(mid, after)
             print(
                 f"sequential {seq['items_per_s']:.3f}/s, concurrent {con['items_per_s']:.3f}/s",
                 file=sys.stderr,

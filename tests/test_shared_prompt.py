@@ -14,9 +14,14 @@ from peft import LoraConfig
 from trl import DPOConfig, DPOTrainer
 
 from srjudge.records import Message, PreferencePair
-from srjudge.training.common import load_for_training
+from srjudge.training.common import load_for_training, precision_args
+from srjudge.training.compact_head import compact_lm_head
 from srjudge.training.dpo import dpo_rows
-from srjudge.training.shared_prompt import SharedPromptDPOTrainer, _backbone, shared_prompt_forward
+from srjudge.training.shared_prompt import (
+    SharedPromptDPOTrainer,
+    _backbone,
+    shared_prompt_forward,
+)
 
 
 def _pairs() -> list[PreferencePair]:
@@ -42,13 +47,15 @@ def _pairs() -> list[PreferencePair]:
     ]
 
 
-def _trainer(model_dir: str, tmp_path, *, lora: bool) -> SharedPromptDPOTrainer:
+def _trainer(
+    model_dir: str, tmp_path, *, lora: bool, precision: str = "fp32"
+) -> SharedPromptDPOTrainer:
     torch.manual_seed(0)
     policy, tokenizer = load_for_training(model_dir)
     config = DPOConfig(
         output_dir=str(tmp_path), per_device_train_batch_size=2, max_length=512,
-        report_to="none", bf16=False, precompute_ref_log_probs=False, disable_tqdm=True,
-        gradient_checkpointing=False,
+        report_to="none", precompute_ref_log_probs=False, disable_tqdm=True,
+        gradient_checkpointing=False, **precision_args(precision),
     )  # fmt: skip
     peft = (
         LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules="all-linear")
@@ -137,3 +144,53 @@ def test_patch_is_removed_and_odd_batches_fall_back(tiny_model_dir, tmp_path):
         got = backbone(input_ids=ids, attention_mask=torch.ones_like(ids)).last_hidden_state
     assert "forward" not in backbone.__dict__
     torch.testing.assert_close(got, expected)
+
+
+def test_compact_head_scores_only_completion_positions(tiny_model_dir, tmp_path, monkeypatch):
+    """The LM head on labelled positions only: the same loss and gradients as on every
+    position, and the head sees only the completion tokens' hidden states."""
+    from trl.trainer import utils
+
+    trainer = _trainer(tiny_model_dir, tmp_path, lora=True)
+    batch = _batch(trainer)
+    rows: list[int] = []
+    apply = utils._ChunkedLogProbFunction.apply
+    monkeypatch.setattr(utils._ChunkedLogProbFunction, "apply",
+                        lambda h, *a: rows.append(h.shape[0]) or apply(h, *a))  # fmt: skip
+    plain = lambda m, b: DPOTrainer.compute_loss(trainer, m, b)  # noqa: E731
+    loss_full, grads_full = _loss_and_grads(plain, trainer, batch)
+    with compact_lm_head():
+        loss_compact, grads_compact = _loss_and_grads(plain, trainer, batch)
+    ids = batch["input_ids"]
+    full, scored = ids.shape[0] * (ids.shape[1] - 1), int((batch["completion_mask"][:, 1:]).sum())
+    assert rows == [full, full, scored, scored]  # policy and reference passes, each way
+    assert scored < full / 2
+    torch.testing.assert_close(loss_compact, loss_full, rtol=1e-5, atol=1e-6)
+    assert grads_full.keys() == grads_compact.keys()
+    for name in grads_full:
+        torch.testing.assert_close(grads_compact[name], grads_full[name], rtol=1e-4, atol=1e-7)
+
+
+def test_bf16_autocast_close_to_fp32_and_keeps_fp32_weights(tiny_model_dir, tmp_path):
+    """precision bf16 on CPU: matrix products in bfloat16 under autocast; loss and gradients
+    within bf16 rounding of fp32; LoRA weights and their gradients stay float32."""
+    results = {}
+    for precision in ("fp32", "bf16"):
+        trainer = _trainer(tiny_model_dir, tmp_path / precision, lora=True, precision=precision)
+        assert trainer.args.bf16 == (precision == "bf16")
+        batch = _batch(trainer)
+        trainer.model.zero_grad()
+        trainer.current_gradient_accumulation_steps = 1  # set by Trainer.train otherwise
+        loss = trainer.training_step(trainer.model, batch)
+        grads = {n: p.grad for n, p in trainer.model.named_parameters() if p.grad is not None}
+        assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
+        assert all(g.dtype == torch.float32 for g in grads.values())
+        results[precision] = loss, grads
+    (loss32, g32), (loss16, g16) = results["fp32"], results["bf16"]
+    assert loss32 != pytest.approx(0.6931, abs=1e-4)
+    assert abs(loss16 - loss32) < 1e-2
+    flat32 = torch.cat([g32[n].flatten() for n in sorted(g32)])
+    flat16 = torch.cat([g16[n].flatten() for n in sorted(g32)])
+    assert torch.nn.functional.cosine_similarity(flat16, flat32, dim=0) > 0.99
+    assert (flat16 - flat32).norm() / flat32.norm() < 0.1
+    assert not torch.equal(flat16, flat32)  # bf16 really ran

@@ -146,6 +146,7 @@ def test_dpo_rows():
         (SFTSettings, {"lora_dropout": 1.0}, "lora_dropout"),
         (DPOSettings, {"beta": 0}, "beta"),
         (DPOSettings, {"loss_type": "nope"}, "loss_type"),
+        (DPOSettings, {"precision": "fp16"}, "precision"),
         (DPOSettings, {"per_device_train_batch_size": 0}, "per_device_train_batch_size"),
     ],
 )
@@ -239,12 +240,13 @@ def test_dpo_full_learns_with_separate_precomputed_reference(tiny_model_dir, tmp
     assert snap.before and not snap.unchanged()
     prov = json.loads((tmp_path / "dpo" / PROVENANCE_FILE).read_text())
     assert prov["reference"] == "separate model" and prov["ref_model_path"] == str(ref)
+    assert prov["precision"] == "fp32"  # settings' "auto" without a GPU
     _loads_and_generates(tmp_path / "dpo")
 
 
 def test_dpo_lora_learns_against_adapter_disabled_base(tiny_model_dir, tmp_path):
     snap = Snapshot()
-    settings = DPOSettings(**FAST, lora=True, precompute_ref_log_probs=False)
+    settings = DPOSettings(**FAST, lora=True, precompute_ref_log_probs=False, precision="bf16")
     result = run_dpo(tiny_model_dir, _pairs(), tmp_path / "dpo", settings,
                      ref_model=tiny_model_dir, callbacks=[snap])  # fmt: skip
 
@@ -253,6 +255,8 @@ def test_dpo_lora_learns_against_adapter_disabled_base(tiny_model_dir, tmp_path)
     assert not snap.unchanged()
     prov = json.loads((tmp_path / "dpo" / PROVENANCE_FILE).read_text())
     assert prov["reference"].startswith("adapter-disabled base")
+    assert prov["precision"] == "bf16" and prov["settings"]["precision"] == "bf16"
+    assert {w.dtype for w in _weights(tmp_path / "dpo").values()} == {torch.float32}
     assert len(prov["system_prompt_sha256"]) == 1
     _loads_and_generates(tmp_path / "dpo")
 

@@ -139,8 +139,6 @@ def _resume_checkpoint(ckpt_dir: Path, fingerprint: str) -> str | None:
 
 
 def training_args(s: CommonSettings, ckpt_dir: Path) -> dict[str, Any]:
-    import torch
-
     return {
         "output_dir": str(ckpt_dir),
         "learning_rate": s.resolved_learning_rate(),
@@ -157,10 +155,26 @@ def training_args(s: CommonSettings, ckpt_dir: Path) -> dict[str, Any]:
         "report_to": "none",
         "disable_tqdm": s.disable_tqdm,
         "gradient_checkpointing": s.gradient_checkpointing,
-        # bf16 autocast where the GPU supports it; float32 on CPU (TRL's default bf16=True
-        # refuses to start there)
-        "bf16": torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
+        **precision_args(s.precision),
     }
+
+
+def resolved_precision(precision: str) -> str:
+    """``fp32`` or ``bf16``: ``auto`` is bf16 on a GPU that supports it, else fp32."""
+    import torch
+
+    if precision != "auto":
+        return precision
+    return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
+
+
+def precision_args(precision: str) -> dict[str, Any]:
+    """Trainer arguments for ``precision``: bf16 autocast (TRL's default ``bf16=True``) or
+    float32; without a GPU, bf16 autocast runs on the CPU (transformers wants ``use_cpu``)."""
+    import torch
+
+    bf16 = resolved_precision(precision) == "bf16"
+    return {"bf16": bf16, **({"use_cpu": True} if bf16 and not torch.cuda.is_available() else {})}
 
 
 def lora_config(s: CommonSettings) -> Any:

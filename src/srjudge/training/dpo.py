@@ -44,6 +44,7 @@ from srjudge.training.common import (
     note_repeated_rows,
     prepare_out,
     quiet_datasets,
+    resolved_precision,
     train_and_save,
     training_args,
 )
@@ -136,6 +137,7 @@ def run_dpo(
         "reference": reference,
         "settings": asdict(settings),
         "learning_rate": settings.resolved_learning_rate(),
+        "precision": resolved_precision(settings.precision),
         "trainer": trainer_note,
         "templates": [template_info(t) for t in _pair_templates(pairs)],
         "system_prompt_sha256": sorted({_system_hash(p) for p in pairs}),

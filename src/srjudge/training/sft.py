@@ -42,6 +42,7 @@ from srjudge.training.common import (
     note_repeated_rows,
     prepare_out,
     quiet_datasets,
+    resolved_precision,
     train_and_save,
     training_args,
 )
@@ -127,9 +128,10 @@ def run_sft(
     ``callbacks``: extra ``transformers.TrainerCallback``s. Raises ``ValueError`` when no
     example is usable.
     """
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTConfig
 
     from srjudge.models import resolve_model
+    from srjudge.training.compact_head import CompactHeadSFTTrainer
 
     settings = settings or SFTSettings()
     started = time.time()
@@ -155,6 +157,7 @@ def run_sft(
         "input_model_path": path,
         "settings": asdict(settings),
         "learning_rate": settings.resolved_learning_rate(),
+        "precision": resolved_precision(settings.precision),
         "score_only": score_only,
         "templates": [template_info(t) for t in sorted(template_ids)],
         "seed": settings.seed,
@@ -165,7 +168,7 @@ def run_sft(
     from datasets import Dataset
 
     with quiet_datasets(settings.disable_tqdm):
-        trainer = SFTTrainer(
+        trainer = CompactHeadSFTTrainer(
             model=policy,
             args=config,
             train_dataset=Dataset.from_list(rows),

@@ -13,6 +13,9 @@ positions, same masks; equal up to float rounding, pinned by a test), so TRL's o
 LM head, loss and metrics run unchanged on them. Gradients flow through the shared prefix
 and its cache, so it trains the same function.
 
+Its passes also run TRL's fused LM head on completion positions only, on CPU too
+(``srjudge.training.compact_head``).
+
 It falls back to the plain forward whenever the batch does not have the layout it relies
 on (chosen rows then rejected rows, each row left-aligned, no gradient checkpointing).
 """
@@ -25,6 +28,8 @@ from typing import Any
 
 import torch
 from trl import DPOTrainer
+
+from srjudge.training.compact_head import compact_lm_head
 
 # Backbone kwargs that do not change the computation; anything else falls back to the
 # plain forward rather than being silently dropped.
@@ -147,16 +152,17 @@ def shared_prompt_forward(*models: Any) -> Iterator[None]:
 
 
 class SharedPromptDPOTrainer(DPOTrainer):
-    """TRL's ``DPOTrainer`` whose policy and reference passes run each prompt once."""
+    """TRL's ``DPOTrainer`` whose policy and reference passes run each prompt once, with
+    the LM head on completion positions only."""
 
     def _models(self, model: Any) -> tuple[Any, Any]:
         unwrap = self.accelerator.unwrap_model
         return unwrap(model), (unwrap(self.ref_model) if self.ref_model is not None else None)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        with shared_prompt_forward(*self._models(model)):
+        with shared_prompt_forward(*self._models(model)), compact_lm_head():
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
 
     def compute_ref_log_probs(self, model, inputs):
-        with shared_prompt_forward(*self._models(model)):
+        with shared_prompt_forward(*self._models(model)), compact_lm_head():
             return super().compute_ref_log_probs(model, inputs)

@@ -117,8 +117,9 @@ class CommonSettings:
     precision: str = "auto"
     """Matrix products in the forward and backward passes: ``fp32``; ``bf16`` (autocast: the
     weights, LoRA adapters and optimizer state stay float32, matrix products run in bfloat16,
-    on CPU too, ~2x faster where the CPU has avx512_bf16/AMX; losses within ~1e-2 of fp32,
-    ``bench/dpo_precision.py``); ``auto`` = bf16 on a GPU that supports it, else fp32."""
+    on CPU too, where avx512_bf16/AMX make them faster; the loss and gradients against fp32 on
+    real pairs: ``bench/dpo_precision.py``); ``auto`` = bf16 on a GPU that supports it, else
+    fp32 (bf16 is not the CPU default until that check is committed)."""
 
     def per_process(self, processes: int) -> Self:
         """These settings for each of ``processes`` training processes, keeping the global

@@ -183,7 +183,8 @@ def write_results(report: dict, args: argparse.Namespace) -> None:
         f"Date: {report['date']}; machine: {report['machine']}.",
         f"Conditions: before {report['before']}; after {report['after']}.",
         "",
-        f"Workload: SmolLM2-135M-Instruct (float32, CPU), LoRA r=16 all-linear, one epoch over "
+        "Workload: SmolLM2-135M-Instruct (float32 weights; ours_bf16: bf16 autocast; CPU), "
+        f"LoRA r=16 all-linear, one epoch over "
         f"{report['pairs']} MT-Bench GPT-4-disagreement pairs (see `bench/dpo.py`), batch 1 x "
         f"grad-accumulation 8, max_length {args.max_length}; prompt mean "
         f"{report['tokens']['prompt_mean']:.0f} tokens, chosen+rejected sequences mean "

@@ -68,16 +68,18 @@ def trainer_for(kind: str, rows, out: str):
 def run(kind: str, rows) -> list[dict]:
     trainer = trainer_for(kind, rows, tempfile.mkdtemp(prefix="bench-dpo-precision-"))
     out = []
+    # as Trainer.train does: accelerate wraps the forward in bf16 autocast when args.bf16
+    model = trainer.accelerator.prepare_model(trainer.model)
     for batch in trainer.get_train_dataloader():
         batch = trainer._prepare_inputs(batch)
-        trainer.model.zero_grad()
+        model.zero_grad()
         trainer.current_gradient_accumulation_steps = 1  # set by Trainer.train otherwise
         started = time.perf_counter()
-        loss = trainer.training_step(trainer.model, batch)
+        loss = trainer.training_step(model, batch)
         seconds = time.perf_counter() - started
-        grads = {n: p.grad.clone() for n, p in trainer.model.named_parameters()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters()
                  if p.grad is not None}  # fmt: skip
-        dtypes = {str(p.dtype) for p in trainer.model.parameters()} | {
+        dtypes = {str(p.dtype) for p in model.parameters()} | {
             str(g.dtype) for g in grads.values()
         }
         out.append({"loss": float(loss), "grads": grads, "seconds": seconds, "dtypes": dtypes})

@@ -79,9 +79,7 @@ def run(kind: str, rows) -> list[dict]:
         seconds = time.perf_counter() - started
         grads = {n: p.grad.clone() for n, p in model.named_parameters()
                  if p.grad is not None}  # fmt: skip
-        dtypes = {str(p.dtype) for p in model.parameters()} | {
-            str(g.dtype) for g in grads.values()
-        }
+        dtypes = {str(p.dtype) for p in model.parameters()} | {str(g.dtype) for g in grads.values()}
         out.append({"loss": float(loss), "grads": grads, "seconds": seconds, "dtypes": dtypes})
     return out
 

@@ -14,9 +14,10 @@ it join until ``max_batch`` items are gathered (a job is never split: one that w
 non-empty batch waits for the next; a job alone may exceed ``max_batch``). While the model runs,
 new jobs queue up; when it finishes, the window opens again from that moment, so the callers
 just answered (who often send their next request at once) can join the next batch instead of
-waiting behind a batch of the one job that queued during the call. A full batch never waits. Jobs with equal ``key`` (same route and
-sampling settings) share one ``run_group`` call; a batch with several keys makes one call per key,
-in arrival order. Results are split back to each job in order.
+waiting behind a batch of the one job that queued during the call. A full batch never waits.
+Jobs with equal ``key`` (same route and sampling settings) share one ``run_group`` call; a batch
+with several keys makes one call per key, in arrival order. Results are split back to each job
+in order.
 
 Failures stay with their job: when a call with several jobs raises, each of its jobs is retried
 alone, so only the job that causes the error gets it. A job whose caller went away (its future

@@ -14,7 +14,6 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
 
 

@@ -37,7 +37,8 @@ def test_compact_head_sft_same_loss_and_grads(tiny_model_dir, tmp_path, monkeypa
     trainer = CompactHeadSFTTrainer(
         model=model, processing_class=tok, train_dataset=Dataset.from_list(rows),
         args=SFTConfig(output_dir=str(tmp_path), report_to="none", max_length=2048,
-                       completion_only_loss=True, bf16=False, per_device_train_batch_size=2),
+                       completion_only_loss=True, bf16=False, per_device_train_batch_size=2,
+                       use_cpu=True),  # the CPU path, even where a GPU is
         peft_config=LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules="all-linear"),
     )  # fmt: skip
     with torch.no_grad():

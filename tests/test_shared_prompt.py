@@ -52,10 +52,12 @@ def _trainer(
 ) -> SharedPromptDPOTrainer:
     torch.manual_seed(0)
     policy, tokenizer = load_for_training(model_dir)
+    # on the CPU even where a GPU is (these pin CPU behaviour; on CUDA TRL's own fused head
+    # already scores labelled positions only, and the batches here are built on the CPU)
     config = DPOConfig(
         output_dir=str(tmp_path), per_device_train_batch_size=2, max_length=512,
         report_to="none", precompute_ref_log_probs=False, disable_tqdm=True,
-        gradient_checkpointing=False, **precision_args(precision),
+        gradient_checkpointing=False, **(precision_args(precision) | {"use_cpu": True}),
     )  # fmt: skip
     peft = (
         LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules="all-linear")

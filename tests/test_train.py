@@ -240,7 +240,8 @@ def test_dpo_full_learns_with_separate_precomputed_reference(tiny_model_dir, tmp
     assert snap.before and not snap.unchanged()
     prov = json.loads((tmp_path / "dpo" / PROVENANCE_FILE).read_text())
     assert prov["reference"] == "separate model" and prov["ref_model_path"] == str(ref)
-    assert prov["precision"] == "fp32"  # settings' "auto" without a GPU
+    gpu_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    assert prov["precision"] == ("bf16" if gpu_bf16 else "fp32")  # settings' "auto"
     _loads_and_generates(tmp_path / "dpo")
 
 

@@ -170,9 +170,12 @@ def test_ctrl_c_is_one_line_exit_130_and_a_rerun_finishes(tmp_path):
     out = tmp_path / "out.jsonl"
     cmd = [sys.executable, "-m", "srjudge.cli", "judge", *MOCK, "--input", "in.jsonl",
            "--output", "out.jsonl", "--batch-size", "1", "--no-progress"]  # fmt: skip
+    # a test run started in the background (`cmd &` without job control) ignores SIGINT, and so
+    # would the child: give it the default disposition, as a terminal's foreground job has
     proc = subprocess.Popen(
-        [*cmd, "--mock-delay", "0.2"], cwd=tmp_path, stderr=subprocess.PIPE, text=True
-    )
+        [*cmd, "--mock-delay", "0.2"], cwd=tmp_path, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
     deadline = time.monotonic() + 120
     while not (out.exists() and out.read_text().count("\n") >= 2):
         assert proc.poll() is None and time.monotonic() < deadline

@@ -135,3 +135,43 @@ def test_a_public_host_needs_an_api_key(tmp_path, key_file):
     assert r.returncode == 2 and "empty" in r.stderr
     r = run_serve("--max-batch", "0")
     assert r.returncode == 2 and "max_batch" in r.stderr
+
+
+CLOSING_SERVER = """
+import sys, uvicorn
+from srjudge.judging.backends import MockBackend
+from srjudge.serving import ServeSettings, create_app
+
+class Closing(MockBackend):
+    def close(self):
+        open(sys.argv[2], "w").write("closed")
+
+port = int(sys.argv[1])
+app = create_app(Closing(["[RESULT] 3"]), ServeSettings(model_name="m", port=port),
+                 close_backend=True)
+uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+print("after uvicorn.run")  # never printed after SIGTERM: uvicorn re-raises it
+"""
+
+
+def test_sigterm_closes_the_backend(tmp_path):
+    """uvicorn re-raises SIGTERM after its shutdown, so ``srjudge serve`` closes the backend (the
+    vLLM engine's processes) in the app's lifespan, not after ``uvicorn.run``: else the engine
+    was left running (found by bench/serve.py: 11 GB of orphaned engine processes)."""
+    port, marker = free_port(), tmp_path / "closed"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CLOSING_SERVER, str(port), str(marker)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while True:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.2)
+    proc.terminate()  # SIGTERM, as bench/serve.py, systemd and docker stop send
+    out, _ = proc.communicate(timeout=60)
+    assert marker.read_text() == "closed", out
+    assert "after uvicorn.run" not in out

@@ -131,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
             f"error: cannot load the {args.backend} backend for {args.model}: {e}", file=sys.stderr
         )
         return 1
-    app = create_app(backend, settings)
+    app = create_app(backend, settings, close_backend=True)
     print(
         f"serving {settings.model_name} ({backend.name}) on http://{settings.host}:"
         f"{settings.port}  (docs: /docs, auth: {'on' if settings.api_key else 'off'})",
@@ -147,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
             server_header=False,
             timeout_graceful_shutdown=10,
         )
-    finally:
+    finally:  # the app's lifespan closes the backend; this covers a server that never started
         close = getattr(backend, "close", None)  # the vLLM engine's processes and KV cache
         if close is not None:
             close()

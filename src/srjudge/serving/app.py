@@ -174,8 +174,15 @@ def item_error(e: jobs.ItemError) -> ApiError:
     return ApiError(422, str(e), "invalid_item", field=e.field, index=e.index)
 
 
-def create_app(backend: jobs.Backend, settings: ServeSettings) -> FastAPI:
-    """The app over ``backend``; the batcher runs while the app's lifespan does."""
+def create_app(
+    backend: jobs.Backend, settings: ServeSettings, *, close_backend: bool = False
+) -> FastAPI:
+    """The app over ``backend``; the batcher runs while the app's lifespan does.
+
+    ``close_backend``: the app owns the backend and calls its ``close()`` (the vLLM engine's
+    processes) when its lifespan ends. That is the place: after a SIGTERM, uvicorn finishes its
+    shutdown and then re-raises the signal, so code after ``uvicorn.run`` never runs.
+    """
     server = Server(backend, settings)
 
     @asynccontextmanager
@@ -185,6 +192,9 @@ def create_app(backend: jobs.Backend, settings: ServeSettings) -> FastAPI:
             yield
         finally:
             await server.batcher.stop()
+            close = getattr(backend, "close", None)
+            if close_backend and close is not None:
+                close()
 
     app = FastAPI(
         title="srjudge",

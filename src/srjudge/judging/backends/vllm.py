@@ -165,8 +165,11 @@ class VLLMBackend:
         self.stop_ids = self._stop_ids()
 
     def close(self) -> None:
-        """Stop the engine's processes and free its KV cache now (else at garbage collection)."""
-        self.llm.llm_engine.engine_core.shutdown()
+        """Stop the engine's processes and free its KV cache now (else at garbage collection).
+        A second call does nothing."""
+        if not getattr(self, "_closed", False):
+            self._closed = True
+            self.llm.llm_engine.engine_core.shutdown()
 
     def _stop_ids(self) -> tuple[int, ...]:
         """End of text (tokenizer and generation config) and the chat template's end of turn,

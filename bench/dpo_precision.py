@@ -8,12 +8,12 @@ K pairs of ``bench/dpo.py`` (MT-Bench GPT-4 disagreements, ~1000-token prompts),
   every position);
 * ``ours_fp32``: ``SharedPromptDPOTrainer`` in float32 (prompt once, head on completion tokens);
 * ``ours_bf16``: the same with ``precision="bf16"`` (autocast on CPU; weights, LoRA and
-  gradients stay float32).
+  gradients stay float32, and so does the LM head: ``compact_head.fp32_lm_head``).
 
 The LoRA ``B`` matrices get the same random values in all three (seeded), so that the policy
 differs from the reference and every adapter weight has a gradient. Reported per pair: the
-loss, |loss - trl_fp32 loss|, the gradient's relative L2 error and cosine against trl_fp32,
-and the seconds of the step.
+loss, |loss - trl_fp32 loss|, the gradient's relative L2 error and cosine (in float64) against
+trl_fp32, and the seconds of the step.
 
     python bench/dpo_precision.py                 # 2 pairs -> bench/results/dpo_precision.json
 """
@@ -92,7 +92,7 @@ def compare(ref: dict, got: dict) -> dict:
         "loss": got["loss"],
         "loss_abs_diff": abs(got["loss"] - ref["loss"]),
         "grad_rel_l2": float((b - a).norm() / a.norm()),
-        "grad_cosine": float(torch.nn.functional.cosine_similarity(a, b, dim=0)),
+        "grad_cosine": float(torch.nn.functional.cosine_similarity(a.double(), b.double(), dim=0)),
         "grad_max_abs_diff": float((b - a).abs().max()),
         "seconds": got["seconds"],
         "param_and_grad_dtypes": sorted(got["dtypes"]),

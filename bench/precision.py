@@ -54,11 +54,10 @@ def held_out_items(k: int, data: Path):
 
 def judge_all(model: str, dtype: str, examples, max_new_tokens: int) -> dict:
     """Greedy judgments, verdicts and expected scores of every item at one precision."""
-    from srjudge.parsing import Parsed, parse_judgment
-
     from srjudge.judging.backends import SamplingParams
     from srjudge.judging.backends.vllm import VLLMBackend
     from srjudge.judging.judge import RESULT_PREFIX
+    from srjudge.judging.parsing import Parsed, parse_judgment
     from srjudge.judging.prompts import judge_prompt
 
     start = time.perf_counter()
@@ -100,6 +99,10 @@ def compare(reference: dict, other: dict) -> dict:
     by_probs = zip(reference["probability_verdicts"], other["probability_verdicts"], strict=True)
     probability_agreement = sum(a == b for a, b in by_probs) / n
     parsed_share = sum(v is not None for v in reference["verdicts"]) / n
+    # A judge that mostly writes one verdict agrees with itself easily: also report the
+    # agreement on the items whose float32 verdict is not its most common one.
+    modal = shares[0].most_common(1)[0][0]
+    rest = [(a, b) for a, b in pairs if a != modal]
     return {
         "dtype": other["dtype"],
         "items": n,
@@ -109,6 +112,11 @@ def compare(reference: dict, other: dict) -> dict:
         "verdict_distribution_reference": {str(k): shares[0][k] for k in sorted(keys, key=str)},
         "verdict_distribution": {str(k): shares[1][k] for k in sorted(keys, key=str)},
         "total_variation": tv,
+        "modal_verdict_reference": str(modal),
+        "items_other_verdicts": len(rest),
+        "verdict_agreement_other_verdicts": (sum(a == b for a, b in rest) / len(rest))
+        if rest
+        else None,
         "probability_verdict_agreement": probability_agreement,
         "expected_score_mean_abs_diff": diff,
         "expected_score_max_abs_diff": max(abs(a - b) for a, b in expected),
@@ -125,6 +133,8 @@ def write(report: dict, stem: Path) -> None:
     stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
     rows = "\n".join(
         f"| {c['dtype']} | {c['items']} | {c['verdict_agreement']:.1%} | {c['identical_text']:.1%} "
+        f"| {_share(c.get('verdict_agreement_other_verdicts'))} of "
+        f"{c.get('items_other_verdicts', '-')} (modal: {c.get('modal_verdict_reference', '-')}) "
         f"| {c['total_variation']:.3f} | {c['verdict_distribution_reference']} "
         f"| {c['verdict_distribution']} | {c['probability_verdict_agreement']:.1%} "
         f"| {c['expected_score_mean_reference']:.3f} / {c['expected_score_mean']:.3f} "
@@ -148,10 +158,14 @@ verdict distributions <= {TV_TOLERANCE}, mean |expected score difference| <=
 {EXPECTED_SCORE_TOLERANCE}, and at least {MIN_PARSED_SHARE:.0%} of the float32 judgments parse (else
 the greedy-verdict check is vacuous: run it on a trained judge, e.g. a run's SFT model).
 
-| precision | items | greedy verdicts agree | identical text | TV distance | float32 verdicts | its verdicts | score-probability verdicts agree | mean expected score float32 / it | mean (max) abs diff of expected score | pass |
-|---|---|---|---|---|---|---|---|---|---|---|
+| precision | items | greedy verdicts agree | identical text | agree where float32's verdict is not its modal one | TV distance | float32 verdicts | its verdicts | score-probability verdicts agree | mean expected score float32 / it | mean (max) abs diff of expected score | pass |
+|---|---|---|---|---|---|---|---|---|---|---|---|
 {rows}
 """)  # noqa: E501
+
+
+def _share(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1%}"
 
 
 def rerender(stem: Path) -> None:

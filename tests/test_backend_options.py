@@ -32,6 +32,8 @@ def parse(*argv: str) -> argparse.Namespace:
     [
         ((), {}),
         (("--device", "cpu"), {"device": "cpu"}),
+        (("--dtype", "bfloat16"), {"dtype": "bfloat16"}),
+        (("--backend", "vllm", "--dtype", "float32"), {"dtype": "float32"}),
         (("--backend", "openai", "--base-url", "http://127.0.0.1:1/v1"),
          {"base_url": "http://127.0.0.1:1/v1"}),
         (("--backend", "mock", "--mock-output", "a", "--mock-output", "b"),
@@ -48,6 +50,10 @@ def test_backend_options_from_flags(argv, expected):
         (("--base-url", "http://x"), "--base-url is for --backend openai"),
         (("--backend", "openai", "--device", "cuda"), "--device is for --backend transformers"),
         (("--mock-output", "a"), "--mock-output is for --backend mock"),
+        (
+            ("--backend", "openai", "--dtype", "float32"),
+            "--dtype is for --backend transformers, vllm, auto",
+        ),
         (("--backend", "vllm", "--mock-delay", "1"), "--mock-delay is for --backend mock"),
     ],
 )

@@ -31,6 +31,29 @@ def test_missing_vllm_gives_install_hint(monkeypatch):
         load_backend("vllm", "tiny-random")
 
 
+TC = "libtcmalloc_minimal.so.4"
+
+
+@pytest.mark.parametrize(
+    "environ, found, preload, returned",
+    [
+        ({}, TC, TC, TC),
+        ({"LD_PRELOAD": "libgomp.so"}, TC, f"{TC}:libgomp.so", TC),
+        ({"LD_PRELOAD": "/x/libtcmalloc.so"}, TC, "/x/libtcmalloc.so", None),  # already there
+        ({"SRJUDGE_TCMALLOC": "0"}, TC, None, None),
+        ({}, None, None, None),  # not installed
+    ],
+)  # fmt: skip
+def test_tcmalloc_preloaded_where_installed(monkeypatch, environ, found, preload, returned):
+    import ctypes.util
+
+    from srjudge.judging.backends.vllm import preload_tcmalloc
+
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: found)
+    assert preload_tcmalloc(environ) == returned
+    assert environ.get("LD_PRELOAD") == preload
+
+
 def test_cli_reports_missing_vllm(monkeypatch, tmp_path, capsys):
     monkeypatch.setitem(sys.modules, "vllm", None)
     src = tmp_path / "in.jsonl"

@@ -31,9 +31,13 @@ from srjudge.judging.backends import (
 )
 from srjudge.records import Message
 
-# flag -> (the backend it belongs to, the load_backend option it sets)
+DTYPES = ("float32", "bfloat16")
+
+# flag -> (the backend it belongs to, the load_backend option it sets); "local": every
+# backend that loads the model here (transformers, vllm, auto)
 _BACKEND_FLAGS: dict[str, tuple[str, str]] = {
     "device": ("transformers", "device"),
+    "dtype": ("local", "dtype"),
     "base_url": ("openai", "base_url"),
     "openai_timeout": ("openai", "timeout"),
     "openai_retries": ("openai", "max_retries"),
@@ -65,6 +69,12 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
         "else transformers",
     )
     parser.add_argument("--device", help="transformers: cpu, cuda, ... (default: cuda if present)")
+    parser.add_argument(
+        "--dtype",
+        choices=DTYPES,
+        help="transformers, vllm: weights and compute (default: float32 on CPU; bfloat16 is "
+        "faster but changed a trained judge's verdicts: bench/results/precision_jsft.md)",
+    )
     parser.add_argument("--base-url", help="openai: endpoint (default $OPENAI_BASE_URL)")
     parser.add_argument(
         "--openai-timeout",
@@ -109,7 +119,13 @@ def backend_options(args: argparse.Namespace) -> dict[str, Any]:
         value = getattr(args, dest)
         if value is None:  # not given (0 retries is a value)
             continue
-        if args.backend != kind and not (kind == "transformers" and args.backend == "auto"):
+        if kind == "local" and args.backend not in LOCAL_BACKENDS:
+            raise ValueError(f"{_flag(dest)} is for --backend {', '.join(LOCAL_BACKENDS)}")
+        if (
+            kind != "local"
+            and args.backend != kind
+            and not (kind == "transformers" and args.backend == "auto")
+        ):
             raise ValueError(f"{_flag(dest)} is for --backend {kind}")
         options[option] = value
     if args.mock_delay and args.backend != "mock":

@@ -29,21 +29,16 @@ from typing import Any
 import torch
 from trl import DPOTrainer
 
-from srjudge.training.compact_head import compact_lm_head
+from srjudge.training.compact_head import compact_lm_head, fp32_lm_head, head_model
 
 # Backbone kwargs that do not change the computation; anything else falls back to the
 # plain forward rather than being silently dropped.
 _HARMLESS_KWARGS = {"use_cache", "return_dict", "output_router_logits"}
 
 
-def _causal_lm(model: Any) -> Any:
-    """The transformers model inside a PEFT wrapper, or ``model`` itself."""
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
-
-
 def _backbone(model: Any) -> Any:
     """The decoder stack that TRL's fused head calls (``base_model`` of the causal LM)."""
-    return _causal_lm(model).base_model
+    return head_model(model).base_model
 
 
 def _row_length(mask_row: torch.Tensor) -> int | None:
@@ -135,7 +130,7 @@ def shared_prompt_forward(*models: Any) -> Iterator[None]:
     patched: dict[int, tuple[Any, Any]] = {}  # id -> (backbone, its own forward attribute)
     try:
         for model in models:
-            if model is None or _checkpointing(_causal_lm(model)):
+            if model is None or _checkpointing(head_model(model)):
                 continue
             backbone = _backbone(model)
             if id(backbone) in patched:  # the reference is the policy itself
@@ -153,7 +148,18 @@ def shared_prompt_forward(*models: Any) -> Iterator[None]:
 
 class SharedPromptDPOTrainer(DPOTrainer):
     """TRL's ``DPOTrainer`` whose policy and reference passes run each prompt once, with
-    the LM head on completion positions only."""
+    the LM head on completion positions only, and in float32 under bf16 autocast."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        if self.args.bf16:
+            # the fields TRL's DPOTrainer asks its fused head for (trl 1.16)
+            outputs = ("log_probs", "entropy", "mean_logits", "is_top1")
+            if self.use_weighting:
+                outputs += ("log_sum_sq_probs",)
+            fp32_lm_head(head_model(self.model), outputs=outputs)
+            if self.ref_model is not None:
+                fp32_lm_head(self.ref_model, outputs=("log_probs",))
 
     def _models(self, model: Any) -> tuple[Any, Any]:
         unwrap = self.accelerator.unwrap_model

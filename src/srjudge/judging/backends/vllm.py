@@ -30,7 +30,8 @@ throughput), a KV cache of
 ``kv_cache_gib`` GiB reserved up front, and the engine's threads bound to all allowed cores
 (``VLLM_CPU_OMP_THREADS_BIND``, unless set). Where the system has tcmalloc (Debian:
 ``apt install libtcmalloc-minimal4``), the engine's processes get it through ``LD_PRELOAD``, as
-vLLM's CPU guide asks (+8% tokens/s here; ``SRJUDGE_TCMALLOC=0`` leaves it out).
+vLLM's CPU guide asks (+8% tokens/s in short probes here, +2-4% in ``bench/results/sampling.md``;
+``SRJUDGE_TCMALLOC=0`` leaves it out).
 
 The engine runs in a spawned process: a script that builds this backend at import time needs
 an ``if __name__ == "__main__":`` guard (the ``srjudge`` CLI and pytest have one).

@@ -112,6 +112,16 @@ def _flag(dest: str) -> str:
     return "--" + dest.replace("_", "-")
 
 
+def _backends_taking(kind: str) -> tuple[tuple[str, ...], str]:
+    """The ``--backend`` values a flag of ``kind`` goes with, and how an error names them
+    (``auto`` may resolve to transformers, so it takes transformers' flags)."""
+    if kind == "local":
+        return LOCAL_BACKENDS, ", ".join(LOCAL_BACKENDS)
+    if kind == "transformers":
+        return ("transformers", "auto"), kind
+    return (kind,), kind
+
+
 def backend_options(args: argparse.Namespace) -> dict[str, Any]:
     """``load_backend`` options from the flags; a flag of another backend is a ``ValueError``."""
     options: dict[str, Any] = {}
@@ -119,14 +129,9 @@ def backend_options(args: argparse.Namespace) -> dict[str, Any]:
         value = getattr(args, dest)
         if value is None:  # not given (0 retries is a value)
             continue
-        if kind == "local" and args.backend not in LOCAL_BACKENDS:
-            raise ValueError(f"{_flag(dest)} is for --backend {', '.join(LOCAL_BACKENDS)}")
-        if (
-            kind != "local"
-            and args.backend != kind
-            and not (kind == "transformers" and args.backend == "auto")
-        ):
-            raise ValueError(f"{_flag(dest)} is for --backend {kind}")
+        allowed, named = _backends_taking(kind)
+        if args.backend not in allowed:
+            raise ValueError(f"{_flag(dest)} is for --backend {named}")
         options[option] = value
     if args.mock_delay and args.backend != "mock":
         raise ValueError("--mock-delay is for --backend mock")

@@ -14,7 +14,7 @@ from srjudge.serving.settings import ServeSettings, SettingsError
 __all__ = ["ServeSettings", "SettingsError", "create_app"]
 
 
-def create_app(backend, settings, **kw):  # noqa: ANN001 - imported lazily: fastapi only when serving
+def create_app(backend, settings, *, close_backend=False):  # noqa: ANN001 - fastapi only when serving
     from srjudge.serving.app import create_app as _create_app
 
-    return _create_app(backend, settings, **kw)
+    return _create_app(backend, settings, close_backend=close_backend)

@@ -44,7 +44,7 @@ import importlib.util
 import math
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from typing import Any
 
 from srjudge.judging.backends import SamplingParams, check_prompt_lengths
@@ -112,7 +112,7 @@ def _on_cpu() -> bool:
     return current_platform.is_cpu()
 
 
-def preload_tcmalloc(environ: dict[str, str] = os.environ) -> str | None:  # type: ignore[assignment]
+def preload_tcmalloc(environ: MutableMapping[str, str] = os.environ) -> str | None:
     """Prepends the system's tcmalloc to ``LD_PRELOAD`` in ``environ``, so that processes
     started afterwards (the engine's) allocate with it; returns the library, or None when
     it is absent, already preloaded, or ``SRJUDGE_TCMALLOC=0``. Like vLLM's own libgomp
